@@ -1,0 +1,614 @@
+"""Read the MindSpore FAQ markdown pages into FaqEntry / FaqItem objects.
+
+Parsing is a line scanner, not markdown-it-py: the pages are line-oriented (one question marker per line,
+headings, numbered cases) and the answer must come back as the *original* markdown, which a token stream
+would force us to re-render. The scanner only needs to know three things per line -- inside a code fence or
+not, heading or not, question marker or not -- so a few regexes keep it short and easy to check by eye.
+
+Page formats handled:
+  * Q/A pages: the question in `<font size=3>**Q: ...**</font>`, in a `## Q: ...` / `### Q: ...` heading, or
+    in a bold `**Q: ...**` line (half- or full-width colon, or none: "**Q 为何...**"). The answer runs to
+    the next question, or the next heading (of the same or higher level for a heading question).
+  * troubleshooting pages (lite reference/faq.md): sections without Q markers on a page that has some are
+    made of numbered cases ("1. <symptom>..."); each top-level numbered item is one entry, its symptom the
+    question, the headings above it the heading_path.
+  * pages with no Q marker at all (vllm_mindspore faqs.md): each `###` (or deeper) heading with content is a
+    question, the `##` above it its category. Plain prose pages thus yield nothing and are reported.
+
+zh/en twins are paired by an order-preserving alignment (Needleman-Wunsch) over language-neutral signals;
+a pair is only kept when its similarity clears a threshold, otherwise both stay one-language items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import textwrap
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faqbot.schema import Corpus, FaqEntry, FaqItem, Problem
+
+# ---------------------------------------------------------------- line patterns
+
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_Q_PREFIX = re.compile(r"^Q(?:\s*[:：]\s*|\s+)")
+_FONT_Q = re.compile(r"^\s*<font[^>]*>\s*\*\*\s*(Q(?:\s*[:：]|\s).*?)\*+\s*</font>\s*$")
+_BOLD_Q = re.compile(r"^\s*\*\*\s*(Q\s*[:：].*?)\*\*\s*$")
+_A_PREFIX = re.compile(r"^(\s*)(?:\*\*)?A\s*[:：]\s*(?:\*\*)?\s*")
+_BR_LINE = re.compile(r"^\s*<br\s*/?>\s*$", re.I)
+_BADGE = re.compile(r"\[!\[[^\]]*\]\([^)]*\)\]\((https?://gitee\.com/[^)\s]+)\)")
+_CASE_ITEM = re.compile(r"^(\d+)[.)、]\s+(.*)$")
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+
+
+@dataclass
+class _Line:
+    text: str
+    fenced: bool  # inside (or delimiting) a code fence
+
+
+def _scan(text: str) -> list[_Line]:
+    """Mark which lines belong to fenced code so headings/markers inside code are ignored."""
+    out: list[_Line] = []
+    fence: str | None = None
+    for line in text.splitlines():
+        m = _FENCE.match(line)
+        if fence is None and m:
+            fence = m.group(1)[0] * 3
+            out.append(_Line(line, True))
+        elif fence is not None:
+            out.append(_Line(line, True))
+            if m and m.group(1).startswith(fence) and line.strip().strip(fence[0]) == "":
+                fence = None
+        else:
+            out.append(_Line(line, False))
+    return out
+
+
+# ---------------------------------------------------------------- text helpers
+
+
+def clean_question(raw: str) -> str:
+    """Plain question text: no font tags, bold markers, Q prefix or links; inline code kept."""
+    q = re.sub(r"</?font[^>]*>", "", raw)
+    q = q.replace("**", "").strip().strip("*").strip()
+    q = _Q_PREFIX.sub("", q)
+    q = _LINK.sub(r"\1", q)
+    return re.sub(r"\s+", " ", q).strip()
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip().lower()
+
+
+def hash8(text: str) -> str:
+    return hashlib.sha1(normalise(text).encode("utf-8")).hexdigest()[:8]
+
+
+def heading_slug(title: str) -> str:
+    """The id Sphinx/MyST gives a heading: rendered text lowercased, punctuation dropped, spaces -> '-'.
+
+    Unicode word characters (Chinese) are kept, as MyST's slug function does.
+    """
+    text = _LINK.sub(r"\1", title).replace("`", "").replace("**", "")
+    text = re.sub(r"</?[a-zA-Z][^>]*>", "", text)
+    text = text.strip().lower().replace(" ", "-")
+    return re.sub(r"[^\w\- ]", "", text)
+
+
+def _clean_answer(lines: list[str]) -> str:
+    """Markdown answer: leading A: removed, <br/> separators dropped, trailing whitespace trimmed."""
+    kept = [ln.rstrip() for ln in lines if not _BR_LINE.match(ln) and not _BADGE.search(ln)]
+    while kept and not kept[0].strip():
+        kept.pop(0)
+    if kept:
+        kept[0] = _A_PREFIX.sub(r"\1", kept[0], count=1)
+        if not kept[0].strip():
+            kept.pop(0)
+    text = "\n".join(kept).strip("\n")
+    return textwrap.dedent(text).strip()
+
+
+def _case_question(first_line: str) -> str:
+    """The symptom of a numbered troubleshooting case: its first line minus a trailing 'log is as follows:'."""
+    text = clean_question(first_line)
+    if text.endswith((":", "：")):
+        head = re.split(r"(?<=[.。，,;；])\s*(?=[^.。，,;；]*[:：]$)", text, maxsplit=1)
+        text = head[0] if len(head) == 2 and head[0].strip() else text
+        text = text.rstrip(":：，, ").strip()
+    return text
+
+
+# ---------------------------------------------------------------- page metadata
+
+_MASTER_COMPONENTS = {
+    "mindspore", "lite", "mindinsight", "serving", "federated", "mindarmour",
+    "mindpandas", "graphlearning", "mindformers", "vllm_mindspore",
+}
+_R11_COMPONENTS = {"mindspore_lite": "lite", "mindinsight_use": "mindinsight"}
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    page: str  # relative to corpus root, posix
+    version: str
+    component: str
+    category: str
+    lang: str
+    url: str  # rendered page, no anchor
+    docs_path: str  # path inside the gitee docs repo
+
+
+def page_info(rel: str) -> PageInfo:
+    """Version, component, category, language and rendered URL of a page, from its path alone."""
+    parts = rel.split("/")
+    top = parts[0]
+    version = top.removeprefix("mindspore-") if top.startswith("mindspore-") and len(parts) > 1 else "master"
+    docs_path = "/".join(parts[1:])
+    lang = "zh" if "source_zh_cn" in parts else "en"
+    site_lang = "zh-CN" if lang == "zh" else "en"
+    stem = Path(rel).stem
+    src = "source_zh_cn" if lang == "zh" else "source_en"
+    inner = parts[parts.index(src) + 1:] if src in parts else parts[-1:]
+    inner_html = "/".join(inner)[: -len(".md")] + ".html"
+    if version == "r1.1":
+        component = _R11_COMPONENTS.get(stem, "mindspore")
+        url = f"https://www.mindspore.cn/doc/faq/{site_lang}/r1.1/{inner_html}"
+    else:
+        component = parts[2] if len(parts) > 2 and parts[2] in _MASTER_COMPONENTS else "mindspore"
+        if component == "mindspore":
+            url = f"https://www.mindspore.cn/docs/{site_lang}/{version}/{inner_html}"
+        else:
+            url = f"https://www.mindspore.cn/{component}/docs/{site_lang}/{version}/{inner_html}"
+    category = component if stem in ("faq", "faqs") else stem
+    return PageInfo(rel, version, component, category, lang, url, docs_path)
+
+
+def twin_page(rel: str) -> str:
+    if "/source_zh_cn/" in rel:
+        return rel.replace("/source_zh_cn/", "/source_en/")
+    return rel.replace("/source_en/", "/source_zh_cn/")
+
+
+# ---------------------------------------------------------------- one page -> raw blocks
+
+
+@dataclass
+class _Block:
+    question: str
+    start: int
+    heading_path: tuple[str, ...]
+    anchor: str | None  # id of the heading the entry sits under (or is), for the URL fragment
+    lines: list[str] = field(default_factory=list)
+    level: int | None = None  # heading level for heading questions
+
+
+@dataclass
+class _Section:
+    title: str
+    level: int
+    start: int
+    heading_path: tuple[str, ...]  # including this section's title
+    slug: str
+    lines: list[tuple[int, _Line]] = field(default_factory=list)
+    has_q: bool = False
+
+
+def _inline_question(line: _Line) -> str | None:
+    if line.fenced:
+        return None
+    m = _FONT_Q.match(line.text) or _BOLD_Q.match(line.text)
+    return clean_question(m.group(1)) if m else None
+
+
+def _heading(line: _Line) -> tuple[int, str] | None:
+    if line.fenced:
+        return None
+    m = _HEADING.match(line.text)
+    return (len(m.group(1)), m.group(2).strip()) if m else None
+
+
+def _is_q_heading(title: str) -> bool:
+    return bool(re.match(r"^(\*\*)?Q\s*[:：]", title))
+
+
+def parse_page(text: str) -> tuple[str, str, list[_Block]]:
+    """(title, source_url, blocks in page order) for one page's text."""
+    lines = _scan(text.lstrip("\ufeff"))
+    source_url = ""
+    for ln in lines[:15]:
+        m = _BADGE.search(ln.text)
+        if m:
+            source_url = m.group(1)
+            break
+
+    blocks: list[_Block] = []
+    sections: list[_Section] = []
+    stack: list[tuple[int, str, str]] = []  # (level, title, slug) of the enclosing headings
+    used_slugs: set[str] = set()
+
+    def unique_slug(title: str) -> str:
+        """Sphinx/MyST suffix repeated ids on a page with -1, -2, ..."""
+        base = slug = heading_slug(title)
+        k = 1
+        while slug in used_slugs:
+            slug, k = f"{base}-{k}", k + 1
+        used_slugs.add(slug)
+        return slug
+
+    def path() -> tuple[str, ...]:
+        return tuple(t for _, t, _ in stack)
+
+    cur: _Block | None = None
+    section: _Section | None = None
+
+    def close() -> None:
+        nonlocal cur
+        if cur is not None:
+            blocks.append(cur)
+            if section is not None:
+                section.has_q = True
+        cur = None
+
+    for i, line in enumerate(lines):
+        head = _heading(line)
+        if head:
+            level, title = head
+            slug = unique_slug(title)  # every heading takes an id, even one inside an answer
+            if cur is not None and cur.level is not None and level > cur.level and not _is_q_heading(title):
+                cur.lines.append(line.text)  # a sub-heading inside a heading question's answer
+                continue
+            if _is_q_heading(title):
+                close()
+                while stack and stack[-1][0] >= level:
+                    stack.pop()
+                cur = _Block(clean_question(title), i, path(), slug, level=level)
+                if section is not None:
+                    section.has_q = True
+                continue
+            close()
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, title, slug))
+            section = _Section(title, level, i, path(), slug)
+            sections.append(section)
+            continue
+        q = _inline_question(line)
+        if q is not None:
+            close()
+            anchor = stack[-1][2] if stack and stack[-1][0] > 1 else None
+            cur = _Block(q, i, path(), anchor)
+            if section is not None:
+                section.has_q = True
+            continue
+        if cur is not None:
+            cur.lines.append(line.text)
+        elif section is not None:
+            section.lines.append((i, line))
+    close()
+
+    title = next((s.title for s in sections if s.level == 1), "")
+    page_has_q = bool(blocks)
+    for s in sections:
+        if s.has_q or s.level == 1:
+            continue
+        if page_has_q:
+            blocks.extend(_numbered_cases(s))
+        elif s.level >= 3 and any(ln.text.strip() for _, ln in s.lines):
+            blocks.append(_Block(clean_question(s.title), s.start, s.heading_path[:-1], s.slug,
+                                 [ln.text for _, ln in s.lines], level=s.level))
+    blocks.sort(key=lambda b: b.start)
+    return title, source_url, blocks
+
+
+def _numbered_cases(section: _Section) -> list[_Block]:
+    """Each top-level numbered item of a troubleshooting section is one case."""
+    cases: list[_Block] = []
+    cur: _Block | None = None
+    for i, line in section.lines:
+        m = None if line.fenced else _CASE_ITEM.match(line.text)
+        if m:
+            if cur is not None:
+                cases.append(cur)
+            cur = _Block(_case_question(m.group(2)), i, section.heading_path, section.slug, [m.group(2)])
+        elif cur is not None:
+            cur.lines.append(line.text)
+    if cur is not None:
+        cases.append(cur)
+    for c in cases:  # first line stays flush left, the indented body is dedented on its own
+        body = textwrap.dedent("\n".join(c.lines[1:]))
+        c.lines = [c.lines[0], *body.splitlines()]
+    return cases
+
+
+# ---------------------------------------------------------------- page -> entries
+
+
+def _unique_ids(base_ids: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for b in base_ids:
+        seen[b] = seen.get(b, 0) + 1
+        out.append(b if seen[b] == 1 else f"{b}-{seen[b]}")
+    return out
+
+
+def entries_from_text(rel: str, text: str) -> tuple[list[FaqEntry], str]:
+    """Entries of one page and the page's source URL (rel is the path relative to the corpus root)."""
+    info = page_info(rel)
+    title, source_url, blocks = parse_page(text)
+    if not source_url:
+        branch = "master" if info.version == "master" else info.version
+        source_url = f"https://gitee.com/mindspore/docs/blob/{branch}/{info.docs_path}"
+    prefix = f"{info.version}/{info.component}/{info.category}/{info.lang}/"
+    ids = _unique_ids([prefix + hash8(b.question) for b in blocks])
+    entries = []
+    for pos, (b, eid) in enumerate(zip(blocks, ids)):
+        answer = _clean_answer(b.lines)
+        path = b.heading_path if b.heading_path else ((title,) if title else ())
+        url = info.url + (f"#{b.anchor}" if b.anchor else "")
+        entries.append(FaqEntry(
+            id=eid, question=b.question, answer=answer, lang=info.lang, version=info.version,
+            component=info.component, category=info.category, page=rel, heading_path=path,
+            source_url=source_url, url=url, position=pos,
+        ))
+    return entries, source_url
+
+
+# ---------------------------------------------------------------- pairing zh <-> en
+
+_ASCII_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[.\-][A-Za-z0-9_]+)*|\d+(?:\.\d+)+|\d{2,}")
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+_CODE_BLOCK = re.compile(r"```.*?\n(.*?)```", re.S)
+# English words that also show up in zh pages' prose and carry no signal
+_STOP = {
+    "the", "a", "an", "of", "to", "in", "is", "and", "or", "for", "on", "be", "with", "as", "by", "can", "if",
+    "it", "this", "that", "are", "you", "when", "how", "what", "why", "do", "does", "i", "not", "use", "from",
+    "q", "mindspore", "https", "http", "www", "html", "md", "www.mindspore.cn", "gitee.com", "zh-cn", "zh_cn",
+    "en", "source_en", "source_zh_cn", "blob", "tree", "docs", "r1.1", "master",
+}
+
+PAIR_THRESHOLD = 0.42
+
+
+def _tokens(text: str) -> set[str]:
+    return {t.lower() for t in _ASCII_TOKEN.findall(text)} - _STOP
+
+
+def _signals(e: FaqEntry, n: int) -> dict:
+    text = e.question + "\n" + e.answer
+    return {
+        "q": _tokens(e.question),
+        "all": _tokens(text),
+        "code": {c.strip().lower() for c in _CODE_SPAN.findall(text)},
+        "blocks": len(_CODE_BLOCK.findall(e.answer)),
+        "len": len(re.sub(r"\s+", "", _CODE_BLOCK.sub("", e.answer))),
+        "pos": e.position / max(n - 1, 1),
+        "q_cjk": len(re.findall(r"[^\x00-\x7f]", _CODE_SPAN.sub("", e.question))),
+        "q_prose": len(re.sub(r"\s+", " ", _CODE_SPAN.sub("", e.question))),
+    }
+
+
+def _overlap(zh: set, en: set) -> float | None:
+    """Share of zh's ASCII tokens found in en (en prose has many more), blended with Jaccard."""
+    if not zh:
+        return None  # a zh text without any ASCII token tells nothing either way
+    if not en:
+        return 0.0
+    common = len(zh & en)
+    return 0.7 * common / min(len(zh), len(en)) + 0.3 * common / len(zh | en)
+
+
+def _length_fit(zh: dict, en: dict) -> float:
+    """1.0 when the answers' lengths fit a translation (a zh character ~ 2-3.5 en characters)."""
+    ratio = (zh["len"] * 2.6 + 30) / (en["len"] + 30)
+    return min(ratio, 1 / ratio)
+
+
+def _question_length_fits(zh: dict, en: dict) -> bool:
+    """An English rendering of a Chinese question is longer in characters (median ~4.4x on this corpus,
+    never below 2x for true twins); far shorter means a different question in the same slot."""
+    if zh["q_cjk"] < 8:
+        return True
+    return (en["q_prose"] + 5) / (zh["q_cjk"] + 2) >= 1.7
+
+
+def similarity(zh: dict, en: dict) -> float:
+    """0..1 likelihood that a zh and an en entry are translations, from language-neutral signals only.
+
+    0.0 when the texts share no comparable signal (no ASCII token, code span or code block on the zh side):
+    such entries are only paired by `_fill_gaps`, from their place between two confident pairs.
+    """
+    if not _question_length_fits(zh, en):
+        return 0.0
+    parts: list[tuple[float, float]] = []  # (weight, score)
+    for key, w in (("all", 3.0), ("code", 2.0), ("q", 1.5)):
+        s = _overlap(zh[key], en[key])
+        if s is not None:
+            parts.append((w, s))
+    if zh["blocks"] or en["blocks"]:
+        parts.append((1.0, min(zh["blocks"], en["blocks"]) / max(zh["blocks"], en["blocks"])))
+    if not parts:
+        return 0.0
+    parts.append((1.0, max(0.0, 1.0 - 3 * abs(zh["pos"] - en["pos"]))))
+    parts.append((1.0, _length_fit(zh, en)))
+    return sum(w * s for w, s in parts) / sum(w for w, _ in parts)
+
+
+def _plausible_twins(zh: dict, en: dict) -> bool:
+    """Weak check for a pair placed by position alone: lengths fit and no token evidence against it."""
+    if _length_fit(zh, en) < 0.4 or not _question_length_fits(zh, en):
+        return False
+    overlap = _overlap(zh["all"], en["all"])
+    return overlap is None or overlap > 0
+
+
+Aligned = list[tuple["FaqEntry | None", "FaqEntry | None", float]]
+
+
+def align(zh: list[FaqEntry], en: list[FaqEntry], threshold: float = PAIR_THRESHOLD) -> Aligned:
+    """Order-preserving alignment of a page's zh and en entries; unmatched ones come back alone.
+
+    Needleman-Wunsch with zero gap cost over pairs whose similarity clears `threshold` (each pair scores
+    sim - threshold/2, so two good pairs beat one slightly better crossing pair). Entries left between two
+    confident pairs are then paired by position only when both languages have the same number there.
+    """
+    zs = [_signals(e, len(zh)) for e in zh]
+    es = [_signals(e, len(en)) for e in en]
+    n, m = len(zh), len(en)
+    sim = [[similarity(zs[i], es[j]) for j in range(m)] for i in range(n)]
+
+    def gain(i: int, j: int) -> float | None:
+        return sim[i][j] - threshold / 2 if sim[i][j] >= threshold else None
+
+    best = [[0.0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        for j in range(m - 1, -1, -1):
+            g = gain(i, j)
+            best[i][j] = max(best[i + 1][j], best[i][j + 1], best[i + 1][j + 1] + g if g is not None else 0.0)
+    anchors: list[tuple[int, int]] = []
+    i = j = 0
+    while i < n and j < m:
+        g = gain(i, j)
+        if g is not None and best[i][j] == best[i + 1][j + 1] + g:
+            anchors.append((i, j))
+            i, j = i + 1, j + 1
+        elif best[i][j] == best[i + 1][j]:
+            i += 1
+        else:
+            j += 1
+    pairs = _fill_gaps(anchors, zs, es)
+    pairs += _crossing_pairs(pairs, sim)
+    return _merge_order(zh, en, pairs, sim)
+
+
+def _crossing_pairs(pairs: list[tuple[int, int]], sim: list[list[float]], strong: float = 0.6) -> list[tuple[int, int]]:
+    """Twins whose order differs between the pages: left over by the alignment, mutual best and strong."""
+    left_zh = set(range(len(sim))) - {i for i, _ in pairs}
+    left_en = set(range(len(sim[0]) if sim else 0)) - {j for _, j in pairs}
+    extra = []
+    for i in sorted(left_zh):
+        if not left_en:
+            break
+        j = max(sorted(left_en), key=lambda j: sim[i][j])
+        best_i = max(sorted(left_zh), key=lambda k: sim[k][j])
+        if best_i == i and sim[i][j] >= strong:
+            extra.append((i, j))
+            left_en.discard(j)
+    return extra
+
+
+def _merge_order(zh: list[FaqEntry], en: list[FaqEntry], pairs: list[tuple[int, int]], sim: list[list[float]]) -> Aligned:
+    """One list in en page order; a zh-only entry goes right after the pair that precedes it on its page."""
+    zh_to_en = dict(pairs)
+    rows: list[tuple[tuple, tuple[FaqEntry | None, FaqEntry | None, float]]] = []
+    for j, e in enumerate(en):
+        zi = next((i for i, jj in pairs if jj == j), None)
+        rows.append(((j, 0, 0), (zh[zi] if zi is not None else None, e, sim[zi][j] if zi is not None else 0.0)))
+    for i, z in enumerate(zh):
+        if i in zh_to_en:
+            continue
+        prev = max((zh_to_en[k] for k in zh_to_en if k < i), default=-1)
+        rows.append(((prev, 1, i), (z, None, 0.0)))
+    return [row for _, row in sorted(rows, key=lambda r: r[0])]
+
+
+def _fill_gaps(anchors: list[tuple[int, int]], zs: list[dict], es: list[dict], max_gap: int = 3) -> list[tuple[int, int]]:
+    """Pair entries between two anchors by position when both sides hold the same small number of them."""
+    pairs = list(anchors)
+    bounds = [(-1, -1), *anchors, (len(zs), len(es))]
+    for (i0, j0), (i1, j1) in zip(bounds, bounds[1:]):
+        gap_zh, gap_en = list(range(i0 + 1, i1)), list(range(j0 + 1, j1))
+        if not gap_zh or len(gap_zh) != len(gap_en) or len(gap_zh) > max_gap:
+            continue
+        candidate = list(zip(gap_zh, gap_en))
+        if all(_plausible_twins(zs[i], es[j]) for i, j in candidate):
+            pairs.extend(candidate)
+    return sorted(pairs)
+
+
+def build_items(entries: list[FaqEntry]) -> list[FaqItem]:
+    """Pair each page's zh entries with its twin page's en entries; deterministic order."""
+    by_page: dict[str, list[FaqEntry]] = {}
+    for e in entries:
+        by_page.setdefault(e.page, []).append(e)
+    groups: dict[str, tuple[list[FaqEntry], list[FaqEntry]]] = {}
+    for page, es in by_page.items():
+        key = page if "/source_en/" in page else twin_page(page)
+        zh, en = groups.setdefault(key, ([], []))
+        (zh if es[0].lang == "zh" else en).extend(sorted(es, key=lambda e: e.position))
+
+    items: list[FaqItem] = []
+    for key in sorted(groups, key=lambda k: (page_info(k).version, k)):
+        zh, en = groups[key]
+        aligned = align(zh, en)
+        info = page_info(key)
+        prefix = f"{info.version}/{info.component}/{info.category}/"
+        ids = _unique_ids([prefix + hash8((e or z).question) for z, e, _ in aligned])
+        for (z, e, _), iid in zip(aligned, ids):
+            langs = {lang: x for lang, x in (("zh", z), ("en", e)) if x is not None}
+            items.append(FaqItem(iid, info.version, info.component, info.category, langs))
+    return items
+
+
+def pair_report(corpus: Corpus) -> dict[str, dict]:
+    """Per page pair (keyed by the en page path): how many entries each side has and how many paired."""
+    report: dict[str, dict] = {}
+    for item in corpus.items:
+        any_entry = item.entry("en")
+        key = any_entry.page if any_entry.lang == "en" else twin_page(any_entry.page)
+        r = report.setdefault(key, {"zh": 0, "en": 0, "paired": 0, "unpaired_zh": [], "unpaired_en": []})
+        for lang, e in item.entries.items():
+            r[lang] += 1
+        if item.bilingual:
+            r["paired"] += 1
+        else:
+            lang = item.langs[0]
+            r[f"unpaired_{lang}"].append(item.entries[lang].question)
+    return dict(sorted(report.items()))
+
+
+# ---------------------------------------------------------------- corpus
+
+
+def load_corpus(root: Path | str) -> Corpus:
+    """Read every *.md under root; problems are recorded per file, never raised."""
+    root = Path(root)
+    corpus = Corpus(root=str(root))
+    if not root.exists():
+        corpus.problems.append(Problem(str(root), f"corpus folder {root} does not exist; "
+                                       "give an existing folder with --corpus or FAQBOT_CORPUS"))
+        return corpus
+    if not root.is_dir():
+        corpus.problems.append(Problem(str(root), f"{root} is not a folder; give the corpus folder with --corpus"))
+        return corpus
+    paths = sorted(p for p in root.rglob("*.md") if p.is_file())
+    if not paths:
+        corpus.problems.append(Problem(str(root), f"no *.md pages found under {root}; "
+                                       "point --corpus / FAQBOT_CORPUS at the folder holding the FAQ pages"))
+        return corpus
+    for path in paths:
+        rel = path.relative_to(root).as_posix()
+        if rel.lower() == "readme.md":
+            continue
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            corpus.problems.append(Problem(rel, f"{rel} is not valid UTF-8 ({exc.reason} at byte {exc.start}); "
+                                           "re-save it as UTF-8"))
+            continue
+        except OSError as exc:
+            corpus.problems.append(Problem(rel, f"cannot read {rel}: {exc.strerror or exc}; check its permissions"))
+            continue
+        entries, _ = entries_from_text(rel, text)
+        if not entries:
+            corpus.problems.append(Problem(rel, f"{rel}: no FAQ entries recognised (expected 'Q:' questions, "
+                                           "'## Q:' headings or numbered cases); the page was skipped"))
+            continue
+        corpus.files.append(rel)
+        corpus.entries.extend(entries)
+    corpus.items = build_items(corpus.entries)
+    return corpus
