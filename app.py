@@ -1,0 +1,56 @@
+"""Start the faqbot chat in the browser: `python app.py [--host 127.0.0.1] [--port 7860] [--share]`.
+
+Also the Hugging Face Space entry point (README front-matter `app_file: app.py`). The model and the shipped
+index load once, here; nothing is built on start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls from a served app
+
+try:
+    import faqbot  # noqa: F401
+except ImportError:  # a plain checkout (e.g. a Space) that was not `pip install`ed: use src/ directly
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from faqbot.web import default_host, default_port
+
+    parser = argparse.ArgumentParser(description="Serve the MindSpore FAQ chat in the browser.")
+    parser.add_argument("--host", default=default_host(), help="address to listen on (default %(default)s; 0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=default_port(), help="port (default %(default)s)")
+    parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link (needs internet)")
+    args = parser.parse_args(argv)
+
+    from faqbot.config import settings_from_env
+    from faqbot.embed import ModelError
+    from faqbot.index import IndexLoadError
+    from faqbot.search import Retriever
+    from faqbot.web import build_app, serve
+
+    settings = settings_from_env()
+    try:  # the shipped index only: a missing or stale one is reported, never built here
+        retriever = Retriever.from_settings(settings, rebuild=False)
+    except (IndexLoadError, ModelError) as e:
+        hint = "" if "faqbot index" in str(e) else "\nRun `faqbot index` to build the index, then start the app again."
+        print(f"faqbot: cannot start the chat: {e}{hint}", file=sys.stderr)
+        return 2
+    demo = build_app(retriever, settings)
+    try:
+        serve(demo, args.host, args.port, share=args.share)
+    except OSError as e:
+        print(f"faqbot: cannot listen on {args.host}:{args.port}: {e}\nPick another port with --port.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        demo.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

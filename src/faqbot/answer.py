@@ -1,0 +1,333 @@
+"""What people read: a SearchResult as chat markdown (browser, `/ask`) or plain text (terminal).
+
+Everything is written in the language the question was asked in, labels included. FAQ text is markdown from
+the docs and user text is arbitrary, so both pass through escaping here: raw HTML is shown as text, never run.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from markdown_it import MarkdownIt
+
+from faqbot.schema import Hit, SearchResult
+
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "confidence": "Confidence",
+        "high": "high",
+        "medium": "medium",
+        "low": "low",
+        "version": "Version",
+        "component": "Component",
+        "docs": "Docs page",
+        "source": "Source file",
+        "related": "Related questions",
+        "related_click": "Related questions are below; click one to ask it.",
+        "other_matches": "Other matches",
+        "not_covered": "This question is not covered by the MindSpore FAQ.",
+        "closest": "The closest questions in the FAQ are:",
+        "closest_click": "The closest questions in the FAQ are below; click one to ask it.",
+        "no_closest": "Try asking about MindSpore installation, training, inference or one of its tools.",
+        "fallback": "This FAQ entry exists only in Chinese, so it is shown in Chinese.",
+        "note": "Note",
+        "empty": "Please type a question about MindSpore.",
+    },
+    "zh": {
+        "confidence": "置信度",
+        "high": "高",
+        "medium": "中",
+        "low": "低",
+        "version": "版本",
+        "component": "组件",
+        "docs": "文档页面",
+        "source": "源文件",
+        "related": "相关问题",
+        "related_click": "相关问题见下方，点击即可提问。",
+        "other_matches": "其他匹配",
+        "not_covered": "MindSpore FAQ 中没有涵盖这个问题。",
+        "closest": "FAQ 中最接近的问题：",
+        "closest_click": "下面是 FAQ 中最接近的问题，点击即可提问。",
+        "no_closest": "可以问问 MindSpore 的安装、训练、推理或周边工具相关的问题。",
+        "fallback": "该条目只有英文版本，以下显示英文原文。",
+        "note": "提示",
+        "empty": "请输入一个关于 MindSpore 的问题。",
+    },
+}
+
+_CONFIDENCE_MARK = {"high": "🟢", "medium": "🟡", "low": "🟠"}
+
+
+@dataclass(frozen=True)
+class Bands:
+    """Thresholds of the confidence indicator on `SearchResult.confidence` (answers start at min_confidence).
+
+    Defaults measured on tests/data/devset.jsonl (default model, version "all", min_confidence 1.06): of the
+    287 answered questions, those at >= 1.12 had the right entry first 96-100% of the time (248), 1.09-1.12
+    88% (24), 1.06-1.09 67% (15). The lead re-calibrates when the ranking changes.
+    """
+
+    high: float = 1.12
+    medium: float = 1.09
+
+
+DEFAULT_BANDS = Bands()
+
+
+def labels(lang: str) -> dict[str, str]:
+    return LABELS.get(lang, LABELS["en"])
+
+
+def confidence_level(confidence: float, bands: Bands = DEFAULT_BANDS) -> str:
+    if confidence >= bands.high:
+        return "high"
+    if confidence >= bands.medium:
+        return "medium"
+    return "low"
+
+
+# --- escaping -----------------------------------------------------------------------------------------------
+
+_ASCII_PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def escape_markdown(text: str) -> str:
+    """Text shown exactly as typed: every markdown/HTML character is backslash-escaped (CommonMark rule)."""
+    out = []
+    for line in text.split("\n"):
+        escaped = "".join("\\" + c if c in _ASCII_PUNCT else c for c in line)
+        # leading spaces would turn a line into a code block
+        out.append(escaped.lstrip(" \t") if escaped[:4].strip() == "" else escaped)
+    return "\n".join(out)
+
+
+# Tags the docs use for layout; kept (attributes filtered), every other tag is shown as text.
+_SAFE_TAGS = {"br", "table", "thead", "tbody", "tr", "td", "th", "p", "b", "i", "em", "strong", "sub", "sup", "ul", "ol", "li"}
+_SAFE_ATTRS = {"rowspan", "colspan", "align"}
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)((?:\s+[A-Za-z_:][-\w:.]*(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?)*)\s*(/?)>")
+_ATTR = re.compile(r"([A-Za-z_:][-\w:.]*)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?")
+_AUTOLINK = re.compile(r"<(?:[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)>")
+_MD = MarkdownIt("commonmark")
+_CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)")
+
+
+def _safe_tag(m: re.Match) -> str | None:
+    closing, name, attrs, selfclose = m.group(1), m.group(2).lower(), m.group(3), m.group(4)
+    if name not in _SAFE_TAGS:
+        return None
+    kept = []
+    for am in _ATTR.finditer(attrs or ""):
+        if am.group(1).lower() in _SAFE_ATTRS and am.group(2):
+            value = am.group(2).strip("\"'")
+            if re.fullmatch(r"[\w -]{1,20}", value):
+                kept.append(f'{am.group(1).lower()}="{value}"')
+    return "<" + closing + name + "".join(" " + a for a in kept) + ("/" if selfclose else "") + ">"
+
+
+def _escape_html_outside_code_spans(line: str) -> str:
+    parts, pos = [], 0
+    for m in _CODE_SPAN.finditer(line):
+        parts.append(_escape_html(line[pos : m.start()]))
+        parts.append(m.group(0))
+        pos = m.end()
+    parts.append(_escape_html(line[pos:]))
+    return "".join(parts)
+
+
+def _escape_html(text: str) -> str:
+    out, i = [], 0
+    while True:
+        j = text.find("<", i)
+        if j < 0:
+            out.append(text[i:])
+            return "".join(out)
+        out.append(text[i:j])
+        tag = _TAG.match(text, j)
+        safe = _safe_tag(tag) if tag else None
+        if safe is not None:
+            out.append(safe)
+            i = tag.end()
+            continue
+        link = _AUTOLINK.match(text, j)
+        if link:
+            out.append(link.group(0))
+            i = link.end()
+            continue
+        out.append("&lt;")
+        i = j + 1
+
+
+def _code_lines(md: str) -> set[int]:
+    """Line numbers inside fenced or indented code blocks, nested in lists and quotes too (per CommonMark)."""
+    lines: set[int] = set()
+    for token in _MD.parse(md):
+        if token.type in ("fence", "code_block") and token.map:
+            lines.update(range(*token.map))
+    return lines
+
+
+def safe_markdown(md: str) -> str:
+    """FAQ markdown with its code intact and raw HTML shown as text (a few harmless layout tags excepted)."""
+    code = _code_lines(md)
+    return "\n".join(line if n in code else _escape_html_outside_code_spans(line) for n, line in enumerate(md.split("\n")))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# --- suggestions --------------------------------------------------------------------------------------------
+
+
+def suggestions(result: SearchResult, related: Sequence[Hit] = (), limit: int = 4) -> list[str]:
+    """Questions to offer next: related entries (then the runners-up) after an answer, the nearest entries
+    after an off-topic one; each once, never the answered question itself."""
+    if result.in_scope:
+        pool = [*related, *result.hits[1:]]
+        seen = {_one_line(result.hits[0].entry.question)} if result.hits else set()
+    else:
+        pool, seen = list(result.hits), set()
+    out: list[str] = []
+    for hit in pool:
+        question = _one_line(hit.entry.question)
+        if question and question not in seen:
+            seen.add(question)
+            out.append(question)
+        if len(out) >= limit:
+            break
+    return out
+
+
+# --- chat markdown ------------------------------------------------------------------------------------------
+
+
+def _meta_line(hit: Hit, lang: str, confidence: float, bands: Bands) -> str:
+    L = labels(lang)
+    level = confidence_level(confidence, bands)
+    parts = [
+        f"{_CONFIDENCE_MARK[level]} **{L['confidence']}:** {L[level]}",
+        f"**{L['version']}:** {hit.item.version}",
+        f"**{L['component']}:** {hit.item.component}",
+    ]
+    return " · ".join(parts)
+
+
+def link_target(url: str) -> str:
+    """A URL safe inside markdown `(...)`: spaces, brackets and non-ASCII anchors percent-encoded."""
+    return quote(url, safe=":/#?&=%@+,;~!*'-._")
+
+
+def _links_line(hit: Hit, lang: str) -> str:
+    L = labels(lang)
+    links = []
+    if hit.entry.url:
+        links.append(f"[📖 {L['docs']}]({link_target(hit.entry.url)})")
+    if hit.entry.source_url:
+        links.append(f"[📄 {L['source']}]({link_target(hit.entry.source_url)})")
+    return " · ".join(links)
+
+
+def _notes(result: SearchResult) -> list[str]:
+    if not result.message:
+        return []
+    return [f"> **{labels(result.lang)['note']}:** {safe_markdown(_one_line(result.message))}", ""]
+
+
+def render_answer_markdown(hit: Hit, lang: str, confidence: float, bands: Bands = DEFAULT_BANDS) -> str:
+    """One FAQ entry as a support answer: title, rendered answer, confidence, version/component, links."""
+    L = labels(lang)
+    lines = [f"### {safe_markdown(_one_line(hit.entry.question))}", ""]
+    if hit.fallback:
+        lines += [f"*{L['fallback']}*", ""]
+    lines += [safe_markdown(hit.entry.answer.strip()), "", _meta_line(hit, lang, confidence, bands)]
+    links = _links_line(hit, lang)
+    if links:
+        lines += ["", links]
+    return "\n".join(lines)
+
+
+def render_markdown(
+    result: SearchResult,
+    bands: Bands = DEFAULT_BANDS,
+    related: Sequence[Hit] = (),
+    list_suggestions: bool = True,
+) -> str:
+    """Chat markdown for a result. `list_suggestions=False` when the UI shows them as buttons instead."""
+    L = labels(result.lang)
+    lines = _notes(result)
+    if not result.query.strip() and not result.hits:
+        return "\n".join(lines + [L["empty"]]).strip()
+    if result.in_scope and result.hits:
+        lines.append(render_answer_markdown(result.hits[0], result.lang, result.confidence, bands))
+        heading = L["related"]
+    else:
+        closest = suggestions(result)
+        lines.append(f"**{L['not_covered']}**")
+        if not closest:
+            lines += ["", L["no_closest"]]
+        elif not list_suggestions:
+            lines += ["", L["closest_click"]]
+        heading = L["closest"]
+    more = suggestions(result, related)
+    if not list_suggestions and more and result.in_scope:
+        lines += ["", f"*{L['related_click']}*"]
+    if list_suggestions and more:
+        lines += ["", f"**{heading}**", ""] + [f"- {safe_markdown(q)}" for q in more]
+    return "\n".join(lines).strip()
+
+
+# --- terminal -----------------------------------------------------------------------------------------------
+
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def _display_width(text: str) -> int:
+    """Terminal columns: Chinese characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def render_text(result: SearchResult, bands: Bands = DEFAULT_BANDS, related: Sequence[Hit] = ()) -> str:
+    """Plain text for `faqbot ask`: the answer with its source, or an honest "not covered" and the nearest questions."""
+    L = labels(result.lang)
+    out: list[str] = []
+    if result.message:
+        out += [f"{L['note']}: {result.message}", ""]
+    if not result.query.strip() and not result.hits:
+        return "\n".join(out + [L["empty"]]).strip()
+    if result.in_scope and result.hits:
+        top = result.hits[0]
+        level = confidence_level(result.confidence, bands)
+        title = _one_line(top.entry.question)
+        out += [title, "=" * min(72, max(10, _display_width(title)))]
+        if top.fallback:
+            out += [L["fallback"], ""]
+        out += [
+            _BR.sub("\n", top.entry.answer.strip()),
+            "",
+            f"{L['confidence']}: {L[level]} ({result.confidence:.2f})   {L['version']}: {top.item.version}   {L['component']}: {top.item.component}",
+        ]
+        if top.entry.url:
+            out.append(f"{L['docs']}: {top.entry.url}")
+        if top.entry.source_url:
+            out.append(f"{L['source']}: {top.entry.source_url}")
+        others = result.hits[1:]
+        if related:
+            out += ["", f"{L['related']}:"] + [f"  - {q}" for q in suggestions(result, related)]
+        elif others:
+            out += ["", f"{L['other_matches']}:"] + [
+                f"  - {_one_line(h.entry.question)}  ({h.score:.2f}, {h.item.version})" for h in others
+            ]
+    else:
+        out.append(L["not_covered"])
+        closest = result.hits[:4]
+        if closest:
+            out += ["", L["closest"]] + [
+                f"  - {_one_line(h.entry.question)}  ({h.score:.2f}, {h.item.version})" for h in closest
+            ]
+        else:
+            out += ["", L["no_closest"]]
+    return "\n".join(out).rstrip()

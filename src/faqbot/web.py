@@ -1,0 +1,296 @@
+"""The browser chat (Gradio Blocks) and its API endpoints `/ask` (markdown) and `/search` (JSON).
+
+One retriever serves every session: it is loaded once per process and only read here. Retrieval events share
+one queue (`concurrency_id="retrieval"`) whose limit is set on purpose, so several people are served at once and
+a slow question does not hold up the others; feedback clicks have their own small queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import gradio as gr
+
+from faqbot.answer import DEFAULT_BANDS, Bands, escape_markdown, render_markdown, suggestions
+from faqbot.config import Settings
+from faqbot.feedback import DISLIKE, LIKE, OFF_TOPIC, FeedbackStore
+from faqbot.schema import Hit, SearchResult
+
+log = logging.getLogger(__name__)
+
+# Searches served at once. The retriever is only read; its model call is serialised by its own lock (one
+# forward pass uses both cores), the rest (BM25, FAISS, formatting, network) overlaps.
+RETRIEVAL_CONCURRENCY = 4
+ECHO_LIMIT = 2000  # a long paste is echoed shortened in the user's bubble; the search gets the full text
+RELATED_K = 3
+
+INTRO = """\
+## MindSpore FAQ bot · MindSpore 常见问题助手
+Ask about installing, training, debugging or deploying MindSpore, in **English or Chinese**: the answer comes
+from the official MindSpore FAQ, with its source and how sure the bot is.
+用**中文或英文**提问 MindSpore 的安装、训练、调试、部署等问题，答案来自 MindSpore 官方 FAQ，并附出处和置信度。
+"""
+
+PLACEHOLDER = """\
+### 👋 Ask a question · 请提问
+Pick an example below or type your own. · 点击下面的示例，或直接输入问题。
+"""
+
+EXAMPLES = [  # each lands on a good answer (checked on the shipped index)
+    "MindSpore 支持 Windows 吗？",
+    "Which Python version does MindSpore need?",
+    "怎么把数据集的两列合并成一列？",
+    "How can I merge two dataset columns into one?",
+]
+
+EMPTY_MESSAGE = "请输入问题 · Please type a question first."
+
+CSS = """
+.gradio-container { max-width: 1100px !important; margin: 0 auto !important; }
+#faq-chat .message-wrap h3 { margin-top: 0.2em; font-size: 1.15em; }
+/* follow-up questions: a left-aligned list of chips under the answer, not a grid of cards */
+#faq-chat .options { display: flex !important; flex-direction: column; align-items: flex-start; gap: 6px !important;
+  margin-left: 0 !important; max-width: 100% !important; padding: 4px 8px 12px !important; }
+#faq-chat .options .option { width: auto !important; max-width: 100% !important; align-items: flex-start !important;
+  text-align: left; padding: 6px 14px !important; border-style: solid !important; border-radius: 999px !important;
+  font-size: var(--text-sm); }
+"""
+
+# System fonts only: the default theme fonts would make every visitor's browser call Google Fonts.
+THEME = gr.themes.Soft(
+    primary_hue="teal",
+    secondary_hue="sky",
+    font=["ui-sans-serif", "system-ui", "Segoe UI", "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "sans-serif"],
+    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+)
+
+
+def version_choices(versions: list[str]) -> list[tuple[str, str]]:
+    return [("Newest · 最新", "latest")] + [(v, v) for v in versions if v != "latest"] + [("All · 全部", "all")]
+
+
+def component_choices(components: list[str]) -> list[tuple[str, str]]:
+    return [("All components · 全部组件", "")] + [(c, c) for c in components]
+
+
+def _echo(text: str) -> str:
+    """The user's message as typed (escaped: `<script>` shows as text, not as an empty bubble)."""
+    if len(text) > ECHO_LIMIT:
+        rest = len(text) - ECHO_LIMIT
+        return escape_markdown(text[:ECHO_LIMIT]) + f"\n\n*… (+{rest:,} characters / 字符)*"
+    return escape_markdown(text)
+
+
+def _plain(question: str) -> str:
+    """A button label: buttons show text as is, so markdown code ticks would show as stray backticks."""
+    return question.replace("`", "")
+
+
+class FaqChat:
+    """Everything the UI and the API do, with the retriever and the feedback store they share."""
+
+    def __init__(self, retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BANDS, store: FeedbackStore | None = None):
+        self.retriever = retriever
+        self.settings = settings
+        self.bands = bands
+        self.store = store if store is not None else FeedbackStore(settings.feedback_db)
+        self.versions = ["latest", *[v for v in retriever.versions if v != "latest"], "all"]
+        self.components = list(retriever.components)
+
+    # --- retrieval -----------------------------------------------------------------------------------------
+
+    def _check_filters(self, version: str | None, component: str | None) -> tuple[str, str | None]:
+        version = version or "latest"
+        if version not in self.versions:
+            raise gr.Error(f"Unknown version {version!r}: use one of {', '.join(self.versions)}.")
+        component = component or None
+        if component is not None and component not in self.components:
+            raise gr.Error(f"Unknown component {component!r}: use one of {', '.join(self.components)}, or leave it empty.")
+        return version, component
+
+    def lookup(self, question: str, version: str | None = "latest", component: str | None = None, k: int | None = None) -> tuple[SearchResult, list[Hit]]:
+        """The search result and, for an answered question, its related entries."""
+        version, component = self._check_filters(version, component)
+        result = self.retriever.search(question, k=k or self.settings.k, version=version, component=component)
+        related: list[Hit] = []
+        if result.in_scope and result.hits:
+            related = list(self.retriever.related(result.hits[0].item.id, result.lang, k=RELATED_K))
+        return result, related
+
+    def _log_off_topic(self, result: SearchResult) -> None:
+        if result.in_scope or not result.query.strip():
+            return
+        top = result.hits[0] if result.hits else None
+        try:
+            self.store.record(
+                result.query,
+                OFF_TOPIC,
+                item_id=top.item.id if top else None,
+                score=result.confidence if top else None,
+                lang=result.lang,
+                in_scope=False,
+            )
+        except Exception as e:  # feedback must never break an answer
+            log.warning("could not log an off-topic question to %s: %s", self.store.path, e)
+
+    # --- API -----------------------------------------------------------------------------------------------
+
+    def ask(self, question: str, version: str = "latest", component: str = "") -> str:
+        """Answer a question as markdown: the FAQ entry, confidence, version, component and links."""
+        result, related = self.lookup(question, version, component)
+        self._log_off_topic(result)
+        return render_markdown(result, self.bands, related)
+
+    def search(self, question: str, k: int = 5, version: str = "latest", component: str = "") -> dict:
+        """The ranked FAQ entries for a question as JSON (the `faqbot ask --json` object)."""
+        if not 1 <= int(k) <= 50:
+            raise gr.Error("k must be between 1 and 50.")
+        result, _ = self.lookup(question, version, component, k=int(k))
+        return result.to_dict()
+
+    # --- chat ----------------------------------------------------------------------------------------------
+
+    def respond(self, message: str, history: list[dict], version: str, component: str, answers: dict):
+        """One chat turn: the user's bubble, the answer bubble with 2–4 clickable follow-up questions."""
+        history = list(history or [])
+        answers = dict(answers or {})
+        if not (message or "").strip():
+            gr.Info(EMPTY_MESSAGE)
+            return "", history, answers
+        result, related = self.lookup(message, version, component)
+        self._log_off_topic(result)
+        reply = {
+            "role": "assistant",
+            "content": render_markdown(result, self.bands, related, list_suggestions=False),
+            "options": [{"value": q, "label": _plain(q)} for q in suggestions(result, related)],
+        }
+        history += [{"role": "user", "content": _echo(message)}, reply]
+        top = result.hits[0] if result.hits else None
+        answers[len(history) - 1] = {
+            "question": result.query,
+            "item_id": top.item.id if top else None,
+            "score": result.confidence if top else None,
+            "lang": result.lang,
+            "in_scope": result.in_scope,
+        }
+        return "", history, answers
+
+    def respond_to_click(self, history: list[dict], version: str, component: str, answers: dict, evt: gr.SelectData):
+        """A clicked suggestion or example asks itself."""
+        value = evt.value
+        question = value.get("text", "") if isinstance(value, dict) else str(value or "")
+        return self.respond(question, history, version, component, answers)
+
+    def vote(self, answers: dict, evt: gr.LikeData) -> None:
+        """Store a thumbs up/down with the question and answer it is about."""
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        meta = (answers or {}).get(index) or (answers or {}).get(str(index))
+        if meta is None or evt.liked not in (True, False):
+            return  # a vote withdrawn, or on a message without an answer
+        try:
+            self.store.record(
+                meta["question"],
+                LIKE if evt.liked else DISLIKE,
+                item_id=meta["item_id"],
+                score=meta["score"],
+                lang=meta["lang"],
+                in_scope=meta["in_scope"],
+            )
+        except Exception as e:
+            log.warning("could not store feedback in %s: %s", self.store.path, e)
+            raise gr.Error("Could not save your feedback, sorry. · 反馈保存失败。") from None
+
+
+def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BANDS, store: FeedbackStore | None = None) -> gr.Blocks:
+    """The Blocks app around a loaded retriever. Launch it with `launch_options()` (theme, css)."""
+    chat = FaqChat(retriever, settings, bands=bands, store=store)
+    retrieval = {"concurrency_id": "retrieval", "concurrency_limit": RETRIEVAL_CONCURRENCY}
+
+    # analytics off: Gradio would otherwise call home (telemetry, version check) from every deployment
+    with gr.Blocks(title="MindSpore FAQ bot", analytics_enabled=False) as demo:
+        gr.Markdown(INTRO, elem_id="intro")
+        with gr.Row(equal_height=True):
+            version = gr.Radio(
+                version_choices(list(retriever.versions)),
+                value="latest",
+                label="Docs version · 文档版本",
+                elem_id="version-filter",
+                scale=3,
+            )
+            component = gr.Dropdown(
+                component_choices(list(retriever.components)),
+                value="",
+                label="Component · 组件",
+                elem_id="component-filter",
+                scale=2,
+            )
+        chatbot = gr.Chatbot(
+            elem_id="faq-chat",
+            label="MindSpore FAQ",
+            show_label=False,
+            height="68vh",
+            min_height=420,
+            placeholder=PLACEHOLDER,
+            examples=[{"text": q, "display_text": q} for q in EXAMPLES],
+            feedback_options=("Like", "Dislike"),
+            latex_delimiters=[],  # shell `$VAR`s are not formulas
+            sanitize_html=True,
+            buttons=["copy"],
+        )
+        answers = gr.State({})
+        with gr.Row():
+            question = gr.Textbox(
+                placeholder="Type a question · 输入问题（中文或英文）",
+                show_label=False,
+                lines=1,
+                max_lines=6,
+                autofocus=True,
+                submit_btn="Ask · 提问",
+                elem_id="question",
+                scale=8,
+            )
+
+        ui = {"api_visibility": "private", **retrieval}
+        question.submit(chat.respond, [question, chatbot, version, component, answers], [question, chatbot, answers], **ui)
+        chatbot.option_select(chat.respond_to_click, [chatbot, version, component, answers], [question, chatbot, answers], **ui)
+        chatbot.example_select(chat.respond_to_click, [chatbot, version, component, answers], [question, chatbot, answers], **ui)
+        chatbot.like(chat.vote, [answers], None, api_visibility="private", concurrency_id="feedback", concurrency_limit=2)
+        chatbot.clear(lambda: {}, None, answers, api_visibility="private", queue=False)
+
+        gr.api(chat.ask, api_name="ask", **retrieval)
+        gr.api(chat.search, api_name="search", **retrieval)
+
+    demo.queue(max_size=64, default_concurrency_limit=RETRIEVAL_CONCURRENCY)
+    return demo
+
+
+def launch_options() -> dict:
+    """Look and feel, passed to `launch()` (Gradio 6 moved theme and css there)."""
+    return {"theme": THEME, "css": CSS, "footer_links": ["api"]}
+
+
+def serve(demo: gr.Blocks, host: str, port: int, share: bool = False) -> None:
+    """Serve until interrupted. A share link that cannot be made is reported; the app keeps serving locally."""
+    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, **launch_options())
+    if share and not demo.share_url:
+        print(
+            "\nfaqbot: no public share link: Gradio could not reach its share server (this machine is offline or "
+            f"the frpc tunnel binary is missing). The chat is still served locally at {demo.local_url} ; "
+            "run without --share, or deploy as a Hugging Face Space (see README).",
+            flush=True,
+        )
+    demo.block_thread()
+
+
+def default_host() -> str:
+    """Hugging Face Spaces (and Docker setups) pass the address through Gradio's own variables."""
+    return os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+
+
+def default_port() -> int:
+    try:
+        return int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
+    except ValueError:
+        return 7860
