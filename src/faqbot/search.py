@@ -159,7 +159,8 @@ class Retriever:
         order = np.argsort(-final, kind="stable")[: max(k, 2)]
         order = [i for i in order if np.isfinite(final[i])]
         if not order:
-            return SearchResult(query=query, lang=lang, in_scope=False, hits=[], message=message or "no FAQ entry matches these filters")
+            none = "没有符合这些筛选条件的 FAQ 条目。" if lang == "zh" else "No FAQ entry matches these filters."
+            return SearchResult(query=query, lang=lang, in_scope=False, hits=[], message=message or none)
         top = float(final[order[0]])
         gap = top - (float(final[order[1]]) if len(order) > 1 else 0.0)
         confidence = self.confidence(top, lex, oov, p)
@@ -178,15 +179,16 @@ class Retriever:
 
 
 def clean_query(query: str | None) -> tuple[str, str]:
-    """Whitespace-normalised query and a note for the user ('' when nothing to say)."""
+    """Whitespace-normalised query and a note for the user in their language ('' when nothing to say)."""
     text = " ".join((query or "").split())
     if not text:
         return "", "Please type a question. / 请输入问题。"
     if len(text) > MAX_QUERY_CHARS:
-        return text[:MAX_QUERY_CHARS], (
-            f"Your message was long ({len(text):,} characters); only the first {MAX_QUERY_CHARS:,} were read. "
-            f"/ 输入过长，只读取了前 {MAX_QUERY_CHARS} 个字符。"
-        )
+        if detect_lang(text[:MAX_QUERY_CHARS]) == "zh":
+            note = f"输入过长（{len(text):,} 个字符），只读取了前 {MAX_QUERY_CHARS:,} 个字符。"
+        else:
+            note = f"Your message was long ({len(text):,} characters); only the first {MAX_QUERY_CHARS:,} were read."
+        return text[:MAX_QUERY_CHARS], note
     return text, ""
 
 
