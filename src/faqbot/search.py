@@ -69,8 +69,8 @@ class Retriever:
     def from_settings(cls, settings: Settings, rebuild: bool | None = None, params: RankingParams | None = None):
         """Load model and index once. rebuild=None/True rebuilds a missing or stale index; False refuses."""
         embedder = load_embedder(settings.model)
-        index = load_index(settings.index_dir, embedder, settings.corpus_dir, rebuild=rebuild)
-        lexical = _load_or_build_lexical(Path(settings.index_dir), index, save=rebuild is not False)
+        index = load_index(settings.model_index_dir, embedder, settings.corpus_dir, rebuild=rebuild)
+        lexical = _load_or_build_lexical(settings.model_index_dir, index, save=rebuild is not False)
         p = params or RankingParams()
         overrides = {k: v for k, v in (("min_confidence", settings.min_confidence), ("min_gap", settings.min_gap)) if v is not None}
         if overrides:
