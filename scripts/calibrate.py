@@ -27,7 +27,7 @@ def main() -> None:
     args = ap.parse_args()
     r = Retriever.from_settings(Settings(), rebuild=False)
     qs = load_devset(args.devset)
-    mask = r._mask("latest", None)
+    mask = r.filter_mask("latest")
     pos = {it.id: i for i, it in enumerate(r.items)}
     rows = []
     for dq in qs:

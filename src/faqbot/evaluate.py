@@ -42,7 +42,7 @@ def evaluate(retriever: Retriever, questions: list[DevQuestion], channel: str = 
              params: RankingParams | None = None, version: str = "latest") -> dict[str, Metrics]:
     """Metrics keyed by 'all', 'zh', 'en'. Ranking is judged on in-scope questions whatever the decision."""
     p = channel_params(params or retriever.params, channel)
-    mask = retriever._mask(version, None)
+    mask = retriever.filter_mask(version)
     buckets = {key: {"ranks": [], "rej_in": [], "rej_off": [], "misses": []} for key in ("all", "zh", "en")}
     for dq in questions:
         cleaned, _ = clean_query(dq.q)

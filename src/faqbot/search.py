@@ -126,7 +126,8 @@ class Retriever:
         threshold = p.min_confidence if p.use_lexical else p.dense_min_score
         return confidence >= threshold and gap >= p.min_gap
 
-    def _mask(self, version: str, component: str | None) -> np.ndarray:
+    def filter_mask(self, version: str = "latest", component: str | None = None) -> np.ndarray:
+        """Which items a search with these filters may return."""
         if version not in VERSION_CHOICES:
             raise QueryError(f"unknown version {version!r}: use one of {', '.join(VERSION_CHOICES)}")
         if version == "latest":
@@ -153,7 +154,7 @@ class Retriever:
         if not cleaned:
             return SearchResult(query=query, lang=lang, in_scope=False, hits=[], message=message)
         final, dense, lex, oov = self.score_items(to_simplified(cleaned), p)
-        mask = self._mask(version, component)
+        mask = self.filter_mask(version, component)
         final = np.where(mask, final, -np.inf)
         k = max(1, int(k))
         order = np.argsort(-final, kind="stable")[: max(k, 2)]
