@@ -16,7 +16,7 @@ from .config import Settings
 from .embed import Embedder, load_embedder
 from .index import KIND_Q, FaqIndex, load_index
 from .lexical import LexicalIndex
-from .schema import FaqItem, Hit, SearchResult
+from .schema import LANGS, FaqItem, Hit, SearchResult
 from .text import detect_lang, to_simplified
 
 MAX_QUERY_CHARS = 2000  # longer pastes are cut: the model reads ~512 tokens anyway
@@ -172,12 +172,23 @@ class Retriever:
                             confidence=round(confidence, 4))
 
     def related(self, item_id: str, lang: str, k: int = 3, version: str = "latest") -> list[Hit]:
-        """Other entries close to this one: what a reader of this answer may ask next."""
-        item = self.item(item_id)
-        if item is None:
+        """Other entries close to this one: what a reader of this answer may ask next.
+
+        Uses the question vector stored in the index, so it costs no second forward pass of the model."""
+        pos = self._pos.get(item_id)
+        if pos is None:
             return []
-        result = self.search(item.entry(lang).question, k=k + 1, version=version)
-        return [h for h in result.hits if h.item.id != item_id][:k]
+        rows = self.index.rows[self.index.item_rows(pos)]
+        vectors = self.index.vectors[self.index.item_rows(pos)]
+        is_q = rows["kind"] == KIND_Q
+        if not is_q.any():
+            return []
+        want = is_q & (rows["lang"] == (LANGS.index(lang) if lang in LANGS else -1))
+        vec = vectors[want][0] if want.any() else vectors[is_q][0]
+        scores = np.where(self.filter_mask(version), self.index.item_scores(vec), -np.inf)
+        scores[pos] = -np.inf
+        order = [i for i in np.argsort(-scores, kind="stable")[:k] if np.isfinite(scores[i])]
+        return [Hit(item=self.items[i], score=float(scores[i]), lang=lang) for i in order]
 
 
 def _single_threaded_blas() -> None:
