@@ -171,8 +171,9 @@ class Retriever:
         return SearchResult(query=query, lang=lang, in_scope=in_scope, hits=hits, message=message,
                             confidence=round(confidence, 4))
 
-    def related(self, item_id: str, lang: str, k: int = 3, version: str = "latest") -> list[Hit]:
-        """Other entries close to this one: what a reader of this answer may ask next.
+    def related(self, item_id: str, lang: str, k: int = 3, version: str = "latest", component: str | None = None) -> list[Hit]:
+        """Other entries close to this one: what a reader of this answer may ask next, within the same
+        version and component filters as the search that found it.
 
         Uses the question vector stored in the index, so it costs no second forward pass of the model."""
         pos = self._pos.get(item_id)
@@ -185,7 +186,7 @@ class Retriever:
             return []
         want = is_q & (rows["lang"] == (LANGS.index(lang) if lang in LANGS else -1))
         vec = vectors[want][0] if want.any() else vectors[is_q][0]
-        scores = np.where(self.filter_mask(version), self.index.item_scores(vec), -np.inf)
+        scores = np.where(self.filter_mask(version, component), self.index.item_scores(vec), -np.inf)
         scores[pos] = -np.inf
         order = [i for i in np.argsort(-scores, kind="stable")[:k] if np.isfinite(scores[i])]
         return [Hit(item=self.items[i], score=float(scores[i]), lang=lang) for i in order]
