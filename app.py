@@ -19,22 +19,37 @@ except ImportError:  # a plain checkout (e.g. a Space) that was not `pip install
     sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 
+def _port(text: str) -> int:
+    """A TCP port number; anything else is an argparse usage error (one line, exit 2), not a traceback."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number; give one from 1 to 65535") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is out of range; give a port from 1 to 65535")
+    return port
+
+
 def main(argv: list[str] | None = None) -> int:
     from faqbot.web import default_host, default_port
 
     parser = argparse.ArgumentParser(description="Serve the MindSpore FAQ chat in the browser.")
     parser.add_argument("--host", default=default_host(), help="address to listen on (default %(default)s; 0.0.0.0 for every interface)")
-    parser.add_argument("--port", type=int, default=default_port(), help="port (default %(default)s)")
+    parser.add_argument("--port", type=_port, default=default_port(), help="port, 1-65535 (default %(default)s)")
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link (needs internet)")
     args = parser.parse_args(argv)
 
-    from faqbot.config import settings_from_env
+    from faqbot.config import SettingsError, settings_from_env
     from faqbot.embed import ModelError
     from faqbot.index import IndexLoadError
     from faqbot.search import Retriever
     from faqbot.web import build_app, serve
 
-    settings = settings_from_env()
+    try:
+        settings = settings_from_env()
+    except SettingsError as e:
+        print(f"faqbot: cannot start the chat: {e}", file=sys.stderr)
+        return 2
     try:  # the shipped index only: a missing or stale one is reported, never built here
         retriever = Retriever.from_settings(settings, rebuild=False)
     except (IndexLoadError, ModelError) as e:

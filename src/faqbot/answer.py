@@ -6,11 +6,12 @@ the docs and user text is arbitrary, so both pass through escaping here: raw HTM
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from markdown_it import MarkdownIt
 
@@ -90,6 +91,114 @@ def confidence_level(confidence: float, bands: Bands = DEFAULT_BANDS) -> str:
     return "low"
 
 
+# --- text hygiene -------------------------------------------------------------------------------------------
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Characters that str.splitlines() (and JavaScript) treat as line breaks but JSON leaves raw.
+_JSON_LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+
+
+def scrub_text(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD. Bad bytes in argv (surrogateescape) or "\\ud800" in
+    JSON reach us as lone surrogates, which the tokenizer and UTF-8 output cannot encode."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def json_line(obj) -> str:
+    """One JSON object on exactly one line, UTF-8 readable: U+2028, U+2029 and U+0085 escaped (json leaves them
+    raw, and `splitlines()` or a JavaScript reader would split there)."""
+    import json
+
+    out = json.dumps(obj, ensure_ascii=False)
+    for raw, escaped in _JSON_LINE_BREAKS.items():
+        out = out.replace(raw, escaped)
+    return scrub_text(out)
+
+
+# --- link schemes -------------------------------------------------------------------------------------------
+
+SAFE_SCHEMES = frozenset({"http", "https", "mailto"})  # and relative links (no scheme)
+_SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
+_IGNORED_IN_URL = re.compile(r"[\x00-\x20\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+# Where CommonMark (and GFM) take a link destination: inline `](dest`, reference definitions `[x]: dest`,
+# and autolinks `<scheme:...>`; the destination either in <...> or up to whitespace.
+_INLINE_DEST = re.compile(r"(\]\(\s*)(<[^>\n]*>|[^\s<>]+)")
+_REF_DEST = re.compile(r"(^ {0,3}\[(?:[^\]\\]|\\.)+\]:\s*)(<[^>\n]*>|\S+)", re.MULTILINE)
+_AUTOLINK_DEST = re.compile(r"(<)([A-Za-z][A-Za-z0-9+.\-]{1,31}:[^\s<>]*)(?=>)")
+# and raw HTML attributes, for consumers of the JSON `answer` that render HTML in markdown
+_HTML_DEST = re.compile(r"""(\b(?:href|src|srcset|action|formaction|xlink:href|background|poster)\s*=\s*["']?\s*)([^"'\s>]+)""", re.IGNORECASE)
+
+
+def link_scheme(url: str) -> str | None:
+    """The scheme a browser would see in `url` (lower case), None for a relative link. Entities and
+    percent-escapes are decoded and the characters browsers ignore (controls, whitespace, zero-width) dropped,
+    so `&#106;ava&#x09;script:`, `JAVA SCRIPT:` or `%6aavascript:` all read as javascript."""
+    text = url.strip("<>")
+    for _ in range(3):  # nested encodings: &amp;#106; and %25 6a
+        decoded = unquote(html.unescape(text))
+        if decoded == text:
+            break
+        text = decoded
+    text = _IGNORED_IN_URL.sub("", text).lower()
+    m = _SCHEME.match(text)
+    return m.group(1) if m else None
+
+
+def safe_link(url: str) -> bool:
+    scheme = link_scheme(url)
+    return scheme is None or scheme in SAFE_SCHEMES
+
+
+def _code_mask(md: str) -> str:
+    """`md` with code (fenced/indented blocks and inline code spans) blanked out, same length: links there are text."""
+    code = _code_lines(md)
+    lines = md.split("\n")
+    for n, line in enumerate(lines):
+        lines[n] = " " * len(line) if n in code else _CODE_SPAN.sub(lambda m: " " * len(m.group(0)), line)
+    return "\n".join(lines)
+
+
+def _defang(dest: str) -> str:
+    """A destination with an unsafe scheme made a harmless relative link that still shows where it pointed."""
+    if dest.startswith("<"):
+        return "<#blocked:" + quote(dest[1:-1] if dest.endswith(">") else dest[1:], safe="") + ">"
+    return "#blocked:" + quote(dest, safe="()")
+
+
+def safe_links(md: str) -> str:
+    """Markdown whose links and images point only to http, https, mailto or relative targets; any other
+    scheme (javascript:, data:, vbscript:, file:, with case, whitespace or entity tricks) is made inert.
+    Code blocks and spans are left as they are."""
+    if ":" not in md and "&" not in md and "%" not in md:
+        return md
+    for _ in range(4):  # an edit can reveal another candidate; the text only shrinks in bad links
+        mask = _code_mask(md)
+        edits = []
+        for pattern in (_INLINE_DEST, _REF_DEST, _AUTOLINK_DEST, _HTML_DEST):
+            for m in pattern.finditer(mask):
+                dest = md[m.start(2) : m.end(2)]
+                if not safe_link(dest):
+                    edits.append((m.start(2), m.end(2), dest))
+        if not edits:
+            break
+        for start, end, dest in sorted(set(edits), reverse=True):
+            md = md[:start] + _defang(dest) + md[end:]
+    if _links_all_safe(md):
+        return md
+    # A form the patterns above missed: no link syntax survives at all outside code.
+    mask = _code_mask(md)
+    return "".join("\\" + ch if ch in "[<" and mask[i] == ch else ch for i, ch in enumerate(md))
+
+
+def _links_all_safe(md: str) -> bool:
+    """Checked with a parser that accepts every scheme, so nothing is hidden by markdown-it's own filter."""
+    for token in _PERMISSIVE_MD.parse(md):
+        for child in token.children or ():
+            if child.type in ("link_open", "image") and not safe_link(str(child.attrs.get("href") or child.attrs.get("src") or "")):
+                return False
+    return True
+
+
 # --- escaping -----------------------------------------------------------------------------------------------
 
 _ASCII_PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
@@ -112,6 +221,8 @@ _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)((?:\s+[A-Za-z_:][-\w:.]*(?:\s*=\
 _ATTR = re.compile(r"([A-Za-z_:][-\w:.]*)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?")
 _AUTOLINK = re.compile(r"<(?:[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)>")
 _MD = MarkdownIt("commonmark")
+_PERMISSIVE_MD = MarkdownIt("commonmark")
+_PERMISSIVE_MD.validateLink = lambda url: True  # see every link, to check its scheme ourselves
 _CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)")
 
 
@@ -153,7 +264,7 @@ def _escape_html(text: str) -> str:
             i = tag.end()
             continue
         link = _AUTOLINK.match(text, j)
-        if link:
+        if link and safe_link(link.group(0)[1:-1]):
             out.append(link.group(0))
             i = link.end()
             continue
@@ -171,9 +282,11 @@ def _code_lines(md: str) -> set[int]:
 
 
 def safe_markdown(md: str) -> str:
-    """FAQ markdown with its code intact and raw HTML shown as text (a few harmless layout tags excepted)."""
+    """FAQ markdown with its code intact, raw HTML shown as text (a few harmless layout tags excepted) and
+    links limited to safe schemes (`safe_links`)."""
     code = _code_lines(md)
-    return "\n".join(line if n in code else _escape_html_outside_code_spans(line) for n, line in enumerate(md.split("\n")))
+    escaped = "\n".join(line if n in code else _escape_html_outside_code_spans(line) for n, line in enumerate(md.split("\n")))
+    return safe_links(escaped)
 
 
 def _one_line(text: str) -> str:

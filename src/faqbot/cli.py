@@ -10,7 +10,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from faqbot.config import Settings, settings_from_env
+from faqbot.config import NUMERIC_RANGES, Settings, SettingsError, check_number, settings_from_env
 from faqbot.schema import Corpus
 
 
@@ -18,6 +18,19 @@ def _settings(args: argparse.Namespace) -> Settings:
     """Environment first, then explicit command-line options on top."""
     settings = settings_from_env()
     return settings.with_(corpus_dir=getattr(args, "corpus", None))
+
+
+def whole_number(low: int, high: int):
+    """An argparse `type`: a whole number in [low, high]; anything else is a one-line usage error (exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            return check_number("", int(text.strip()), low, high, integer=True)
+        except (ValueError, OverflowError):  # SettingsError is a ValueError
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from {low} to {high}") from None
+
+    parse.__name__ = "whole number"
+    return parse
 
 
 def _print_problems(corpus: Corpus) -> None:
@@ -100,7 +113,7 @@ def _print_stats_table(stats: dict) -> None:
 def _add_feedback(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("feedback", help="what users asked that the FAQ lacks, and the answers they disliked")
     p.add_argument("--db", type=Path, help="feedback database (default: ~/.faqbot/feedback.sqlite3, or $FAQBOT_FEEDBACK_DB)")
-    p.add_argument("--limit", type=int, default=10, help="rows per list (default %(default)s)")
+    p.add_argument("--limit", type=whole_number(1, 10_000), default=10, help="rows per list, 1-10000 (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
@@ -218,7 +231,7 @@ def _add_ask(subparsers: argparse._SubParsersAction) -> None:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON object")
     out.add_argument("--jsonl", action="store_true", help="read one question per line on stdin, write one JSON object per line")
-    p.add_argument("--k", type=int, default=5, help="number of answers (default 5)")
+    p.add_argument("--k", type=whole_number(*map(int, NUMERIC_RANGES["k"])), default=5, help="number of answers, 1-50 (default 5)")
     p.add_argument("--version", default="latest", help="latest (default), master, r1.1 or all")
     p.add_argument("--component", help="only this component (mindspore, lite, mindinsight, serving, ...)")
     p.add_argument("--no-rebuild", action="store_true", help="refuse a missing or stale index instead of rebuilding it")
@@ -245,19 +258,58 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         return retriever.search(q, k=args.k, version=args.version, component=args.component)
 
     if args.jsonl:
-        for line in sys.stdin:
-            line = line.rstrip("\n")
-            print(json.dumps(answer(line).to_dict(), ensure_ascii=False), flush=True)
-        return 0
+        return _answer_lines(answer, _stdin_lines())
     result = answer(question)
     if args.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        print(json.dumps(_public(result), ensure_ascii=False, indent=2))
     else:
         from faqbot.answer import render_text
 
-        related = retriever.related(result.hits[0].item.id, result.lang) if result.in_scope and result.hits else []
+        related = (retriever.related(result.hits[0].item.id, result.lang, version=args.version, component=args.component)
+                   if result.in_scope and result.hits else [])
         print(render_text(result, related=related))
     return 0
+
+
+def _public(result) -> dict:
+    """The `--json` object: answers' links limited to safe schemes, as on the web API."""
+    from faqbot.answer import safe_links
+
+    out = result.to_dict()
+    for a in out["answers"]:
+        a["answer"] = safe_links(a["answer"])
+    return out
+
+
+def _stdin_lines():
+    """Input lines as text, split on \\n only (a stray \\r or U+2028 inside a line stays in it), bad UTF-8
+    replaced, so each input line is exactly one question."""
+    from faqbot.answer import scrub_text
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream put in place of stdin (tests)
+        for line in sys.stdin:
+            yield scrub_text(line[:-1] if line.endswith("\n") else line)
+        return
+    for raw in stream:
+        raw = raw[:-1] if raw.endswith(b"\n") else raw
+        yield raw.decode("utf-8", errors="replace")
+
+
+def _answer_lines(answer, lines) -> int:
+    """`--jsonl`: exactly one JSON line per input line, in order; a line that fails gets an `error` object."""
+    from faqbot.answer import json_line
+
+    failed = 0
+    for line in lines:
+        try:
+            obj = _public(answer(line))
+        except Exception as exc:  # one bad line must not cost the others their answers
+            failed += 1
+            print(f"faqbot: could not answer line {line[:60]!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            obj = {"query": line, "error": f"{type(exc).__name__}: {exc}", "answers": []}
+        print(json_line(obj), flush=True)
+    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------- eval
@@ -277,10 +329,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     devset = args.devset or Path(__file__).resolve().parents[2] / "tests" / "data" / "devset.jsonl"
     if not devset.is_file():
         return _fail(f"dev set {devset} not found; pass --devset PATH")
+    try:
+        questions = load_devset(devset)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return _fail(f"{devset} is not a dev set ({type(exc).__name__}: {str(exc)[:80]}); give a JSONL file with one "
+                     'object per line such as {"q": "...", "lang": "en", "gold_ids": ["..."]}')
+    if not questions:
+        return _fail(f"{devset} has no questions; give a JSONL dev set such as tests/data/devset.jsonl")
     retriever, error = _load_retriever(args)
     if error:
         return _fail(error)
-    questions = load_devset(devset)
     results = {ch: evaluate(retriever, questions, ch) for ch in CHANNELS}
     if args.json:
         print(json.dumps({ch: {lang: m.as_dict() for lang, m in r.items()} for ch, r in results.items()}, indent=2))
@@ -312,21 +370,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _clean_argv(argv: list[str]) -> list[str]:
+    """Arguments as text: bad bytes (which Python keeps as lone surrogates) become U+FFFD."""
+    from faqbot.answer import scrub_text
+
+    return [scrub_text(a) for a in argv]
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Every failure is a one-line `faqbot: ...` message on stderr and an exit code, never a traceback
+    (FAQBOT_DEBUG=1 shows the traceback of an unexpected error)."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # a lone surrogate or an odd locale must not kill the output
+            stream.reconfigure(errors="replace" if stream is sys.stdout else "backslashreplace")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_clean_argv(sys.argv[1:] if argv is None else argv))
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
     _, run = _SUBCOMMANDS[args.command]
     try:
         return run(args)
+    except SettingsError as exc:
+        print(f"faqbot: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("faqbot: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` & co.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown quiet
         return 0
+    except Exception as exc:  # the last guard: a bug gets one line and a way to report it, not a traceback
+        if os.environ.get("FAQBOT_DEBUG"):
+            raise
+        print(f"faqbot: unexpected error: {type(exc).__name__}: {str(exc)[:200]} "
+              "(run again with FAQBOT_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from typing import Any
 
 import gradio as gr
 
-from faqbot.answer import DEFAULT_BANDS, Bands, escape_markdown, render_markdown, suggestions
-from faqbot.config import Settings
+from faqbot.answer import DEFAULT_BANDS, Bands, escape_markdown, render_markdown, safe_links, scrub_text, suggestions
+from faqbot.config import NUMERIC_RANGES, Settings, SettingsError, check_number
 from faqbot.feedback import DISLIKE, LIKE, OFF_TOPIC, FeedbackStore
 from faqbot.schema import Hit, SearchResult
 
@@ -83,6 +83,24 @@ def _echo(text: str) -> str:
     return escape_markdown(text)
 
 
+def _api_question(question: Any) -> str:
+    """The API's question as text; a wrong type is refused with a message the client sees (never a traceback)."""
+    if not isinstance(question, str):
+        raise gr.Error(f"question must be a string, not {type(question).__name__}.")
+    return scrub_text(question)
+
+
+def _api_k(k: Any) -> int:
+    """`k` as a whole number from 1 to 50 ("3" and 3.0 accepted); anything else is refused with a message."""
+    low, high = NUMERIC_RANGES["k"]
+    if isinstance(k, str):
+        k = k.strip()
+    try:
+        return check_number("k", k, low, high, integer=True)
+    except SettingsError:
+        raise gr.Error(f"k must be a whole number from {low:g} to {high:g}, not {str(k)[:40]!r}.") from None
+
+
 def _plain(question: str) -> str:
     """A button label: buttons show text as is, so markdown code ticks would show as stray backticks."""
     return question.replace("`", "")
@@ -102,6 +120,9 @@ class FaqChat:
     # --- retrieval -----------------------------------------------------------------------------------------
 
     def _check_filters(self, version: str | None, component: str | None) -> tuple[str, str | None]:
+        for name, value in (("version", version), ("component", component)):
+            if value is not None and not isinstance(value, str):
+                raise gr.Error(f"{name} must be a string or empty, not {type(value).__name__}.")
         version = version or "latest"
         if version not in self.versions:
             raise gr.Error(f"Unknown version {version!r}: use one of {', '.join(self.versions)}.")
@@ -113,10 +134,12 @@ class FaqChat:
     def lookup(self, question: str, version: str | None = "latest", component: str | None = None, k: int | None = None) -> tuple[SearchResult, list[Hit]]:
         """The search result and, for an answered question, its related entries."""
         version, component = self._check_filters(version, component)
+        question = scrub_text(question)  # lone surrogates (JSON "\ud800") would break the tokenizer
         result = self.retriever.search(question, k=k or self.settings.k, version=version, component=component)
         related: list[Hit] = []
         if result.in_scope and result.hits:
-            related = list(self.retriever.related(result.hits[0].item.id, result.lang, k=RELATED_K))
+            related = list(self.retriever.related(result.hits[0].item.id, result.lang, k=RELATED_K,
+                                                  version=version, component=component))
         return result, related
 
     def _log_off_topic(self, result: SearchResult) -> None:
@@ -139,16 +162,19 @@ class FaqChat:
 
     def ask(self, question: str, version: str = "latest", component: str = "") -> str:
         """Answer a question as markdown: the FAQ entry, confidence, version, component and links."""
-        result, related = self.lookup(question, version, component)
+        result, related = self.lookup(_api_question(question), version, component)
         self._log_off_topic(result)
         return render_markdown(result, self.bands, related)
 
     def search(self, question: str, k: int = 5, version: str = "latest", component: str = "") -> dict:
-        """The ranked FAQ entries for a question as JSON (the `faqbot ask --json` object)."""
-        if not 1 <= int(k) <= 50:
-            raise gr.Error("k must be between 1 and 50.")
-        result, _ = self.lookup(question, version, component, k=int(k))
-        return result.to_dict()
+        """The ranked FAQ entries for a question as JSON (the `faqbot ask --json` object); answers' links are
+        limited to safe schemes."""
+        question, k = _api_question(question), _api_k(k)
+        result, _ = self.lookup(question, version, component, k=k)
+        out = result.to_dict()
+        for answer in out["answers"]:
+            answer["answer"] = safe_links(answer["answer"])
+        return out
 
     # --- chat ----------------------------------------------------------------------------------------------
 
