@@ -112,9 +112,36 @@ def _print_stats_table(stats: dict) -> None:
 
 def _add_feedback(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("feedback", help="what users asked that the FAQ lacks, and the answers they disliked")
-    p.add_argument("--db", type=Path, help="feedback database (default: ~/.faqbot/feedback.sqlite3, or $FAQBOT_FEEDBACK_DB)")
+    db_help = "feedback database: a SQLite file or a postgresql:// URL (default: $FAQBOT_FEEDBACK_DB, or ~/.faqbot/feedback.sqlite3)"
+    p.add_argument("--db", help=db_help)
     p.add_argument("--limit", type=whole_number(1, 10_000), default=10, help="rows per list, 1-10000 (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    sub = p.add_subparsers(dest="feedback_command", metavar="ACTION")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS, help=db_help)  # SUPPRESS: `--db` before ACTION still counts
+
+    purge = sub.add_parser("purge", parents=[common], help="delete stored questions and votes")
+    which = purge.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="delete everything")
+    which.add_argument("--older-than", type=whole_number(0, 36_500), metavar="DAYS",
+                       help="delete rows older than DAYS (default: the retention period, $FAQBOT_FEEDBACK_RETENTION_DAYS)")
+
+    suggest = sub.add_parser("suggest", parents=[common], help="proposed alternate questions (wording -> entry) with their evidence")
+    suggest.add_argument("--json", action="store_true", help="print a JSON list")
+    for name, what in (("approve", "add these proposals to the alternates file and the index"),
+                       ("reject", "never propose these pairs again")):
+        q = sub.add_parser(name, parents=[common], help=what)
+        q.add_argument("numbers", nargs="+", type=whole_number(1, 10**12), metavar="N", help="proposal numbers from `suggest`")
+        if name == "approve":
+            q.add_argument("--alternates", type=Path, help="alternates file (default: corpus/alternates.jsonl)")
+            q.add_argument("--index", type=Path, help="index folder to update (default: bundled index/, or $FAQBOT_INDEX)")
+            q.add_argument("--by", default=os.environ.get("USER") or "faqbot", help="who approves (default: $USER)")
+
+    gaps = sub.add_parser("gaps", parents=[common], help="unanswered and disliked questions grouped by meaning")
+    gaps.add_argument("--format", choices=("md", "csv"), default="md", help="markdown (default) or CSV")
+    gaps.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    gaps.add_argument("--threshold", type=float, default=0.12,
+                      help="cosine distance under which questions group together (default %(default)s)")
 
 
 def _faq_titles(settings: Settings) -> dict[str, str]:
@@ -128,29 +155,144 @@ def _faq_titles(settings: Settings) -> dict[str, str]:
     return {item.id: item.entry("en").question for item in corpus.items}
 
 
-def _cmd_feedback(args: argparse.Namespace) -> int:
-    import sqlite3
+def _feedback_store(args: argparse.Namespace, settings: Settings):
+    from faqbot.feedback import FeedbackStore, is_postgres_url
 
-    from faqbot.feedback import FeedbackStore, format_report
+    db = getattr(args, "db", None)
+    if db and not is_postgres_url(db):
+        db = Path(db)
+    return FeedbackStore.from_settings(settings.with_(feedback_db=db or None))
+
+
+def _cmd_feedback(args: argparse.Namespace) -> int:
+    from faqbot.feedback import StoreError, format_report
 
     settings = settings_from_env()
-    db = args.db or settings.feedback_db
-    if args.limit < 1:
-        print("faqbot: --limit must be at least 1", file=sys.stderr)
-        return 2
-    if args.db and not Path(args.db).expanduser().exists():
-        print(f"faqbot: no feedback database at {args.db}; check the path (the app creates it on first use)", file=sys.stderr)
-        return 1
+    store = _feedback_store(args, settings)
+    action = getattr(args, "feedback_command", None)
+    if not store.postgres and not store.path.exists() and (action or args.db):
+        return _fail(f"no feedback database at {store.path}; check the path (the app creates it on first use)", 1)
     try:
-        report = FeedbackStore(db).report(limit=args.limit, titles=_faq_titles(settings))
-    except sqlite3.DatabaseError as e:
-        print(f"faqbot: {db} is not a faqbot feedback database ({e}); pass the right file with --db", file=sys.stderr)
-        return 1
+        if action:
+            return _FEEDBACK_ACTIONS[action](args, settings, store)
+        report = store.report(limit=args.limit, titles=_faq_titles(settings))
+    except StoreError as e:
+        return _fail(str(e), 1)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
         print(format_report(report))
     return 0
+
+
+def _feedback_purge(args: argparse.Namespace, settings: Settings, store) -> int:
+    if args.all:
+        n = store.purge(everything=True)
+        print(f"Deleted all {n} stored row(s) from {store.path}.")
+    else:
+        days = args.older_than if args.older_than is not None else store.retention_days
+        n = store.purge(older_than_days=days)
+        print(f"Deleted {n} row(s) older than {days} day(s) from {store.path}.")
+    return 0
+
+
+def _known_wordings(settings: Settings) -> dict[str, set[str]]:
+    """Item id -> the wordings it already has (its questions in both languages), so they are not proposed."""
+    from faqbot.corpus import load_corpus
+    from faqbot.feedback import wording_key
+
+    try:
+        corpus = load_corpus(settings.corpus_dir)
+    except (OSError, ValueError):
+        return {}
+    return {item.id: {wording_key(e.question) for e in item.entries.values()} for item in corpus.items}
+
+
+def _feedback_suggest(args: argparse.Namespace, settings: Settings, store) -> int:
+    proposals = store.suggest(_known_wordings(settings))
+    if args.json:
+        print(json.dumps(proposals, ensure_ascii=False, indent=2))
+        return 0
+    if not proposals:
+        print("No proposals: no stored wording has evidence for an entry it is not already a question of.")
+        return 0
+    titles = _faq_titles(settings)
+    print("Proposed alternate questions (approve with `faqbot feedback approve N…`, refuse with `reject N…`):\n")
+    for p in proposals:
+        ev = [f"{p[k]} {label}" for k, label in (("likes", "liked"), ("clicks", "clicked suggestion"),
+                                                   ("rephrases", "rephrased then liked"), ("dislikes", "disliked")) if p[k]]
+        print(f"{p['n']:>4}. {' '.join(p['wording'].split())[:120]}")
+        print(f"      -> {p['item_id']}" + (f"  ({' '.join(titles[p['item_id']].split())[:90]})" if p["item_id"] in titles else ""))
+        print(f"      evidence: {', '.join(ev)}; {p['sessions']} session(s); {p['first'][:10]} – {p['last'][:10]}")
+    return 0
+
+
+def _feedback_decide(args: argparse.Namespace, settings: Settings, store) -> int:
+    found, missing = store.proposals(args.numbers)
+    if missing:
+        return _fail(f"no open proposal numbered {', '.join(map(str, missing))}; run `faqbot feedback suggest` to see them", 1)
+    if args.feedback_command == "reject":
+        store.decide(args.numbers, "rejected")
+        print(f"Rejected {len(found)} proposal(s); they will not be proposed again.")
+        return 0
+    return _approve(args, settings, store, found)
+
+
+def _approve(args: argparse.Namespace, settings: Settings, store, found: list[dict]) -> int:
+    """Append to the alternates file first (the reviewed source of truth), then mark approved, then update the index."""
+    try:
+        from faqbot.alternates import append_alternates
+        from faqbot.store import apply_alternates
+    except ImportError:
+        return _fail("this faqbot has no alternates support yet (faqbot.alternates / faqbot.store); nothing was changed", 1)
+    from datetime import datetime, timezone
+
+    from faqbot.embed import load_embedder
+
+    settings = settings.with_(index_dir=args.index)
+    path = args.alternates or getattr(settings, "alternates_path", None) or settings.corpus_dir / "alternates.jsonl"
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    alts = [{"id": p["item_id"], "lang": p["lang"] or "en", "question": " ".join(p["wording"].split()),
+             "approved_by": args.by, "approved_at": when} for p in found]
+    append_alternates(path, alts)
+    store.decide([p["n"] for p in found], "approved")
+    print(f"Added {len(alts)} alternate question(s) to {path}.")
+    apply_alternates(settings.model_index_dir, load_embedder(settings.model), path)
+    print(f"Index {settings.model_index_dir} updated.")
+    return 0
+
+
+def _feedback_gaps(args: argparse.Namespace, settings: Settings, store) -> int:
+    from faqbot.feedback import cluster_gaps, format_gaps_csv, format_gaps_markdown
+
+    if not 0 < args.threshold < 2:
+        return _fail(f"--threshold {args.threshold} is out of range; give a cosine distance between 0 and 2, e.g. 0.12")
+    questions = store.gap_questions()
+    vectors = None
+    if questions:
+        from faqbot.embed import load_embedder
+
+        vectors = load_embedder(settings.model).embed_symmetric([q["question"] for q in questions])
+    clusters = cluster_gaps(questions, vectors, threshold=args.threshold)
+    text = format_gaps_csv(clusters) if args.format == "csv" else format_gaps_markdown(clusters, str(store.path))
+    if args.out:
+        try:
+            args.out.write_text(text, encoding="utf-8")
+        except OSError as e:
+            return _fail(f"cannot write {args.out} ({e.strerror}); give another --out path", 1)
+        print(f"{len(clusters)} group(s) of {len(questions)} question(s) written to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+_FEEDBACK_ACTIONS = {
+    "purge": _feedback_purge,
+    "suggest": _feedback_suggest,
+    "approve": _feedback_decide,
+    "reject": _feedback_decide,
+    "gaps": _feedback_gaps,
+}
 
 
 # ---------------------------------------------------------------- shared by index / ask / eval

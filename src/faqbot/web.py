@@ -15,7 +15,7 @@ import gradio as gr
 
 from faqbot.answer import DEFAULT_BANDS, Bands, escape_markdown, render_markdown, safe_links, scrub_text, suggestions
 from faqbot.config import NUMERIC_RANGES, Settings, SettingsError, check_number
-from faqbot.feedback import DISLIKE, LIKE, OFF_TOPIC, FeedbackStore
+from faqbot.feedback import DISLIKE, LIKE, OFF_TOPIC, FeedbackStore, wording_key
 from faqbot.schema import Hit, SearchResult
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,14 @@ EXAMPLES = [  # each lands on a good answer (checked on the shipped index)
     "怎么把数据集的两列合并成一列？",
     "How can I merge two dataset columns into one?",
 ]
+
+def privacy_notice(log_questions: bool) -> str:
+    """The short notice under the input: what is stored, and that personal data is masked."""
+    if log_questions:
+        return ("<small>Questions and 👍/👎 may be stored to improve the FAQ (e-mails, phone numbers and keys are "
+                "masked). · 提问和 👍/👎 可能会被保存以改进 FAQ（邮箱、电话、密钥会被遮盖）。</small>")
+    return "<small>Only 👍/👎 are stored, without your question. · 仅保存 👍/👎，不保存提问内容。</small>"
+
 
 EMPTY_MESSAGE = "请输入问题 · Please type a question first."
 
@@ -113,7 +121,7 @@ class FaqChat:
         self.retriever = retriever
         self.settings = settings
         self.bands = bands
-        self.store = store if store is not None else FeedbackStore(settings.feedback_db)
+        self.store = store if store is not None else FeedbackStore.from_settings(settings)
         self.versions = ["latest", *[v for v in retriever.versions if v != "latest"], "all"]
         self.components = list(retriever.components)
 
@@ -203,35 +211,63 @@ class FaqChat:
         }
         return "", history, answers
 
-    def respond_to_click(self, history: list[dict], version: str, component: str, answers: dict, evt: gr.SelectData):
-        """A clicked suggestion or example asks itself."""
+    def respond_to_click(self, history: list[dict], version: str, component: str, answers: dict, evt: gr.SelectData,
+                         request: gr.Request = None):
+        """A clicked suggestion or example asks itself. A suggestion clicked right after a "not covered" or
+        related-only reply is evidence that the user's earlier wording meant the clicked entry."""
         value = evt.value
         question = value.get("text", "") if isinstance(value, dict) else str(value or "")
-        return self.respond(question, history, version, component, answers)
+        before = _last_answer(answers)
+        out = self.respond(question, history, version, component, answers)
+        after = _last_answer(out[2])
+        if before and after and after is not before and after["in_scope"] and after["item_id"] and _unresolved(before):
+            self.store.record(before["question"], LIKE, kind="click", item_id=after["item_id"], lang=before["lang"],
+                              in_scope=False, session=_session(request))
+        return out
 
-    def vote(self, answers: dict, evt: gr.LikeData) -> None:
-        """Store a thumbs up/down with the question and answer it is about."""
+    def vote(self, answers: dict, evt: gr.LikeData, request: gr.Request = None) -> None:
+        """Queue a thumbs up/down with the question and answer it is about (never waits on the database). A liked
+        answer right after a "not covered" reply also records the earlier wording as a rephrasing of it."""
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         meta = (answers or {}).get(index) or (answers or {}).get(str(index))
         if meta is None or evt.liked not in (True, False):
             return  # a vote withdrawn, or on a message without an answer
-        try:
-            self.store.record(
-                meta["question"],
-                LIKE if evt.liked else DISLIKE,
-                item_id=meta["item_id"],
-                score=meta["score"],
-                lang=meta["lang"],
-                in_scope=meta["in_scope"],
-            )
-        except Exception as e:
-            log.warning("could not store feedback in %s: %s", self.store.path, e)
-            raise gr.Error("Could not save your feedback, sorry. · 反馈保存失败。") from None
+        session = _session(request)
+        self.store.record(
+            meta["question"],
+            LIKE if evt.liked else DISLIKE,
+            item_id=meta["item_id"],
+            score=meta["score"],
+            lang=meta["lang"],
+            in_scope=meta["in_scope"],
+            session=session,
+        )
+        before = _last_answer(answers, before=int(index))
+        if evt.liked and meta["item_id"] and meta["in_scope"] and before and _unresolved(before) \
+                and wording_key(before["question"]) != wording_key(meta["question"]):
+            self.store.record(before["question"], LIKE, kind="rephrase", item_id=meta["item_id"], lang=before["lang"],
+                              in_scope=False, session=session)
+
+
+def _session(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+def _last_answer(answers: dict | None, before: int | None = None) -> dict | None:
+    """The metadata of the latest answer in this chat (before message `before`, when given)."""
+    keys = [int(k) for k in (answers or {}) if str(k).isdigit() and (before is None or int(k) < before)]
+    return (answers or {}).get(max(keys)) or (answers or {}).get(str(max(keys))) if keys else None
+
+
+def _unresolved(meta: dict) -> bool:
+    """A reply that did not settle the question: "not covered", or related entries only."""
+    return bool((meta.get("question") or "").strip()) and (not meta.get("in_scope") or meta.get("level") == "related")
 
 
 def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BANDS, store: FeedbackStore | None = None) -> gr.Blocks:
     """The Blocks app around a loaded retriever. Launch it with `launch_options()` (theme, css)."""
     chat = FaqChat(retriever, settings, bands=bands, store=store)
+    chat.store.start()  # connects and migrates off the request path; warns once if feedback cannot be saved
     retrieval = {"concurrency_id": "retrieval", "concurrency_limit": RETRIEVAL_CONCURRENCY}
 
     # analytics off: Gradio would otherwise call home (telemetry, version check) from every deployment
@@ -277,6 +313,8 @@ def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BAND
                 elem_id="question",
                 scale=8,
             )
+
+        gr.Markdown(privacy_notice(settings.log_questions), elem_id="privacy-notice")
 
         ui = {"api_visibility": "private", **retrieval}
         question.submit(chat.respond, [question, chatbot, version, component, answers], [question, chatbot, answers], **ui)
