@@ -31,13 +31,17 @@ def _port(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from faqbot.web import default_host, default_port
-
+    # Arguments first: a bad one is reported at once, before Gradio (seconds to import) is loaded.
     parser = argparse.ArgumentParser(description="Serve the MindSpore FAQ chat in the browser.")
-    parser.add_argument("--host", default=default_host(), help="address to listen on (default %(default)s; 0.0.0.0 for every interface)")
-    parser.add_argument("--port", type=_port, default=default_port(), help="port, 1-65535 (default %(default)s)")
+    parser.add_argument("--host", help="address to listen on (default $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=_port, help="port, 1-65535 (default $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link (needs internet)")
     args = parser.parse_args(argv)
+
+    from faqbot.web import default_host, default_port
+
+    args.host = args.host or default_host()
+    args.port = args.port or default_port()
 
     from faqbot.config import SettingsError, settings_from_env
     from faqbot.embed import ModelError

@@ -1,4 +1,10 @@
-"""Shared fixtures: the real bundled corpus, parsed once per test session."""
+"""Shared fixtures: the real bundled corpus, parsed once per test session.
+
+Two tiers. The real model and shipped index (fixtures `retriever`, `embedder`, `web_app`, `shipped_index`) and
+the browser and sentence-transformers tests are marked `slow` automatically, so `pytest -m "not slow"` runs in
+seconds on a small fixture index of a few real corpus pages embedded by `HashEmbedder` (fixtures
+`fake_embedder`, `fake_corpus`, `fake_retriever`); CI runs both tiers.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +32,101 @@ def corpus_dir() -> Path:
 @pytest.fixture(scope="session")
 def corpus() -> Corpus:
     return load_corpus(CORPUS_DIR)
+
+
+SLOW_FIXTURES = frozenset({"retriever", "embedder", "web_app", "shipped_index"})
+SLOW_MARKERS = ("browser", "st")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark slow every test that needs the real model, index, app or browser, so `-m "not slow"` is fast."""
+    for item in items:
+        needs_real = SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if (needs_real or any(item.get_closest_marker(m) for m in SLOW_MARKERS)) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
+# --------------------------------------------------------------------------- fast tier
+
+# Real corpus pages of the fixture index: both languages, both versions (so "latest" dedupes), two components.
+FIXTURE_PAGES = (
+    "mindspore-master/docs/mindspore/source_en/faq/installation.md",
+    "mindspore-master/docs/mindspore/source_zh_cn/faq/installation.md",
+    "mindspore-r1.1/docs/faq/source_en/installation.md",
+    "mindspore-r1.1/docs/faq/source_zh_cn/installation.md",
+    "mindspore-master/docs/mindinsight/docs/source_en/faq.md",
+    "mindspore-master/docs/mindinsight/docs/source_zh_cn/faq.md",
+    "mindspore-r1.1/docs/faq/source_en/mindinsight_use.md",
+    "mindspore-r1.1/docs/faq/source_zh_cn/mindinsight_use.md",
+)
+
+
+class HashEmbedder:
+    """A deterministic stand-in for the model: hashed character 1-3-grams -> L2-normalised vector.
+
+    Texts that share wording get close vectors, which is all the contract tests need; it loads instantly and
+    embeds the fixture index in well under a second. Same interface as faqbot.embed.BaseEmbedder."""
+
+    def __new__(cls, dim: int = 256):
+        from faqbot.embed import BaseEmbedder
+
+        class _Hash(BaseEmbedder):
+            def __init__(self) -> None:
+                super().__init__()
+                self.name, self.dim, self.max_tokens = "test:hash-ngrams", dim, 512
+
+            def _encode(self, texts, is_query):
+                import zlib
+
+                import numpy as np
+
+                out = np.zeros((len(texts), self.dim), np.float32)
+                for row, text in enumerate(texts):
+                    t = " ".join(text.lower().split())
+                    for n in (1, 2, 3):
+                        for i in range(max(0, len(t) - n + 1)):
+                            h = zlib.crc32(t[i : i + n].encode("utf-8", "replace"))
+                            out[row, h % self.dim] += 1.0 if h & 0x80000000 else -1.0
+                    if not t:
+                        out[row, 0] = 1.0
+                return out
+
+            def _count(self, text, is_query):
+                return len(text) // 2 + 2
+
+        return _Hash()
+
+
+@pytest.fixture(scope="session")
+def fake_embedder():
+    return HashEmbedder()
+
+
+@pytest.fixture(scope="session")
+def fake_corpus(tmp_path_factory) -> Corpus:
+    """A copy of a few real corpus pages (same relative paths, so versions and components are real)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("corpus")
+    for page in FIXTURE_PAGES:
+        (root / page).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(CORPUS_DIR / page, root / page)
+    return load_corpus(root)
+
+
+@pytest.fixture(scope="session")
+def fake_retriever(fake_corpus, fake_embedder):
+    """A real Retriever (BM25 and all) over the fixture pages, embedded by HashEmbedder; built in memory."""
+    from faqbot.index import build_index
+    from faqbot.lexical import LexicalIndex
+    from faqbot.search import Retriever
+
+    index = build_index(fake_corpus, fake_embedder, None, progress=False, reuse=False)
+    lexical = LexicalIndex.build(index.items, index.manifest.get("corpus_fingerprint") or "")
+    return Retriever(index, lexical, fake_embedder)
+
+
+# --------------------------------------------------------------------------- real model and index (slow)
 
 
 @pytest.fixture(scope="session")
