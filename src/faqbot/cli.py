@@ -140,7 +140,7 @@ def _add_feedback(subparsers: argparse._SubParsersAction) -> None:
     gaps = sub.add_parser("gaps", parents=[common], help="unanswered and disliked questions grouped by meaning")
     gaps.add_argument("--format", choices=("md", "csv"), default="md", help="markdown (default) or CSV")
     gaps.add_argument("--out", type=Path, help="write to this file instead of stdout")
-    gaps.add_argument("--threshold", type=float, default=0.12,
+    gaps.add_argument("--threshold", type=float, default=0.17,
                       help="cosine distance under which questions group together (default %(default)s)")
 
 
@@ -239,26 +239,36 @@ def _feedback_decide(args: argparse.Namespace, settings: Settings, store) -> int
 
 
 def _approve(args: argparse.Namespace, settings: Settings, store, found: list[dict]) -> int:
-    """Append to the alternates file first (the reviewed source of truth), then mark approved, then update the index."""
-    try:
-        from faqbot.alternates import append_alternates
-        from faqbot.store import apply_alternates
-    except ImportError:
-        return _fail("this faqbot has no alternates support yet (faqbot.alternates / faqbot.store); nothing was changed", 1)
+    """Append to the alternates file first (the reviewed source of truth), then mark approved, then update the
+    index in place. Nothing enters the index without this command."""
     from datetime import datetime, timezone
 
     from faqbot.embed import load_embedder
 
+    try:
+        from faqbot.alternates import Alternate, AlternatesError, alternates_path, append_alternates
+        from faqbot.store import apply_alternates
+    except ImportError:
+        return _fail("this faqbot has no alternates support (faqbot.alternates, faqbot.store); nothing was approved", 1)
+
     settings = settings.with_(index_dir=args.index)
-    path = args.alternates or getattr(settings, "alternates_path", None) or settings.corpus_dir / "alternates.jsonl"
+    path = args.alternates or alternates_path(settings.corpus_dir)
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    alts = [{"id": p["item_id"], "lang": p["lang"] or "en", "question": " ".join(p["wording"].split()),
-             "approved_by": args.by, "approved_at": when} for p in found]
-    append_alternates(path, alts)
+    alts = [Alternate(id=p["item_id"], lang=p["lang"] if p["lang"] in ("zh", "en") else "en",
+                      question=" ".join(p["wording"].split()), approved_by=args.by, approved_at=when) for p in found]
+    items = _faq_titles(settings)
+    try:
+        added = append_alternates(path, alts, item_ids=items or None)
+    except (AlternatesError, OSError) as e:
+        return _fail(f"could not add to {path}: {e}; nothing was approved", 1)
     store.decide([p["n"] for p in found], "approved")
-    print(f"Added {len(alts)} alternate question(s) to {path}.")
-    apply_alternates(settings.model_index_dir, load_embedder(settings.model), path)
-    print(f"Index {settings.model_index_dir} updated.")
+    print(f"Added {len(added)} alternate question(s) to {path}" + (f" ({len(alts) - len(added)} already there)." if len(added) < len(alts) else "."))
+    try:
+        summary = apply_alternates(settings.model_index_dir, load_embedder(settings.model), path)
+    except Exception as e:  # the file is updated and approved; the index can catch up with `faqbot index`
+        return _fail(f"{path} is updated but the index in {settings.model_index_dir} is not ({e}); run `faqbot index`", 1)
+    print(f"Index {settings.model_index_dir} updated: {summary.get('embedded', 0)} question(s) embedded "
+          f"in {summary.get('seconds', 0)} s.")
     return 0
 
 
@@ -266,7 +276,7 @@ def _feedback_gaps(args: argparse.Namespace, settings: Settings, store) -> int:
     from faqbot.feedback import cluster_gaps, format_gaps_csv, format_gaps_markdown
 
     if not 0 < args.threshold < 2:
-        return _fail(f"--threshold {args.threshold} is out of range; give a cosine distance between 0 and 2, e.g. 0.12")
+        return _fail(f"--threshold {args.threshold} is out of range; give a cosine distance between 0 and 2, e.g. 0.17")
     questions = store.gap_questions()
     vectors = None
     if questions:

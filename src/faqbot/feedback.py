@@ -742,9 +742,12 @@ def _one_line(e: BaseException) -> str:
 # ---------------------------------------------------------------- gap report
 
 
-def cluster_gaps(questions: list[dict], vectors: Any, threshold: float = 0.12) -> list[dict]:
+def cluster_gaps(questions: list[dict], vectors: Any, threshold: float = 0.17) -> list[dict]:
     """Group similar questions (average-linkage clustering on cosine distance, cut at `threshold`); the biggest
-    groups first, each with its count, up to 3 examples per language and its date range."""
+    groups first, each with its count, up to 3 examples per language and its date range.
+
+    0.17 suits the default model (multilingual-e5-small), whose distances are compressed: a zh/en paraphrase
+    pair measured 0.16-0.17, unrelated questions 0.20-0.25."""
     import numpy as np
 
     if not questions:
