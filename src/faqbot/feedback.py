@@ -10,6 +10,7 @@ One schema with numbered migrations (the `schema_version` table) serves both bac
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import logging
 import os
@@ -366,6 +367,7 @@ class FeedbackStore:
             self._warn_once("unwritable", f"feedback will not be saved: {problem}; answers go on. "
                             "Set FAQBOT_FEEDBACK_DB to a writable file (or a postgresql:// URL).")
         self._ensure_writer(connect_now=True)
+        atexit.register(self.close, 3.0)  # a vote clicked just before shutdown is still written
 
     def _ensure_writer(self, connect_now: bool = False) -> None:
         if self._thread is not None:
