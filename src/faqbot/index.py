@@ -13,32 +13,24 @@ Saves go to a temporary directory that replaces the old one at the end: a crash 
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import hashlib
-import json
-import os
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
-from tqdm import tqdm
 
-from faqbot import __version__
 from faqbot.chunk import DEFAULT_CHUNK_TOKENS, chunk_answer, clean_for_embedding, cut_to_tokens
 from faqbot.schema import LANGS, Corpus, FaqEntry, FaqItem
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # faqbot.store.FORMAT_VERSION: every file, bm25/ included, has its sha256 in the manifest
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 ROWS = "rows.npy"
 ITEMS = "items.json"
 DATA_FILES = (VECTORS, ROWS, ITEMS)
-INDEX_FILES = (MANIFEST, *DATA_FILES)
+INDEX_FILES = (MANIFEST, *DATA_FILES, "bm25")  # top-level entries of a saved folder
 
 KIND_Q, KIND_QA = 0, 1
 KINDS = ("q", "qa")
@@ -322,13 +314,10 @@ class FaqIndex:
         return [(candidates[i], float(scores[i])) for i in order]
 
     def stale_reason(self, model: str | None = None, corpus_dir: str | Path | None = None) -> str | None:
-        """Why this index does not match `model` / the corpus in `corpus_dir`, or None when it does."""
-        if model is not None and model != self.model:
-            return f"the index was built for model {self.model!r}, not {model!r}"
-        if corpus_dir is not None and Path(corpus_dir).is_dir():
-            if corpus_fingerprint(corpus_dir) != self.manifest.get("corpus_fingerprint"):
-                return f"the corpus in {corpus_dir} changed since the index was built"
-        return None
+        """Why this index does not match `model` / the corpus (and alternates) in `corpus_dir`, or None."""
+        from faqbot import store
+
+        return store.stale_reason(self.manifest, model, corpus_dir)
 
 
 # ------------------------------------------------------------------ building
@@ -366,185 +355,33 @@ def build_index(
     spec: IndexSpec | None = None,
     max_tokens: int = DEFAULT_CHUNK_TOKENS,
 ) -> FaqIndex:
-    """Embed every item of `corpus` and (when `out_dir` is given) save atomically.
+    """Embed every item of `corpus` (dense + BM25, approved alternates included) and, with `out_dir`, save the
+    whole folder atomically. Kept for callers of the dense side; see faqbot.store.build."""
+    from faqbot import store
 
-    `reuse`: an older index (True: the one already in `out_dir`, if readable); rows whose exact text it embedded
-    with the same model are copied from it, so a rebuild after editing one page embeds only what changed."""
-    started = time.perf_counter()
-    if reuse is True:
-        reuse = None
-        if out_dir is not None:
-            try:
-                reuse = read_index(out_dir)
-            except IndexLoadError:
-                pass
-    elif reuse is False:
-        reuse = None
-    root = Path(corpus.root) if corpus.root else None
-    fingerprint = corpus_fingerprint(root) if root is not None and root.is_dir() else None
-    items = list(corpus.items)
-    rows, texts = plan_rows(items, embedder, max_tokens)
-    vectors = np.zeros((len(rows), embedder.dim), np.float32)
-    todo = np.ones(len(rows), bool)
-    if reuse is not None and reuse.model == embedder.name and reuse.dim == embedder.dim and len(reuse.rows):
-        known = {key: i for i, key in enumerate(reuse.rows["key"])}
-        for i, key in enumerate(rows["key"]):
-            j = known.get(key)
-            if j is not None:
-                vectors[i] = reuse.vectors[j]
-                todo[i] = False
-    todo_ids = np.flatnonzero(todo)
-    with tqdm(total=len(todo_ids), unit="vec", desc="embedding", disable=not progress) as bar:
-        for kind, embed in ((KIND_Q, embedder.embed_symmetric), (KIND_QA, embedder.embed_passages)):
-            ids = todo_ids[rows["kind"][todo_ids] == kind]
-            for start in range(0, len(ids), EMBED_BATCH):
-                batch = ids[start : start + EMBED_BATCH]
-                vectors[batch] = embed([texts[i] for i in batch])
-                bar.update(len(batch))
-    spec = spec or choose_index_type(len(rows))
-    faiss_index = make_faiss_index(spec, embedder.dim, vectors)
-    seconds = time.perf_counter() - started
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "faqbot_version": __version__,
-        "model": embedder.name,
-        "dim": int(embedder.dim),
-        "corpus_fingerprint": fingerprint,
-        "counts": {
-            "items": len(items),
-            "entries": sum(len(it.entries) for it in items),
-            "vectors": int(len(rows)),
-            "q_vectors": int((rows["kind"] == KIND_Q).sum()) if len(rows) else 0,
-            "qa_vectors": int((rows["kind"] == KIND_QA).sum()) if len(rows) else 0,
-            "embedded": int(len(todo_ids)),
-            "reused": int(len(rows) - len(todo_ids)),
-        },
-        "index": {"type": spec.type, "params": dict(spec.params), "metric": "inner_product"},
-        "rows": {"q": "question alone, embedded as a query", "qa": "question + answer chunk, as a passage"},
-        "chunk_max_tokens": min(max_tokens, embedder.max_tokens),
-        "build_seconds": round(seconds, 2),
-        "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    index = FaqIndex(items=items, rows=rows, faiss_index=faiss_index, manifest=manifest)
-    if out_dir is not None:
-        save_index(index, out_dir)
-    return index
+    return store.build(corpus, embedder, out_dir, progress=progress, reuse=reuse, spec=spec, max_tokens=max_tokens).dense
 
 
-# ------------------------------------------------------------------ saving / loading
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _write_files(index: FaqIndex, directory: Path) -> dict:
-    faiss.write_index(index.faiss_index, str(directory / VECTORS))
-    with open(directory / ROWS, "wb") as fh:
-        np.save(fh, index.rows, allow_pickle=False)
-    with open(directory / ITEMS, "w", encoding="utf-8") as fh:
-        json.dump(items_to_json(index.items), fh, ensure_ascii=False, indent=1)
-        fh.write("\n")
-    manifest = dict(index.manifest)
-    manifest["files"] = {
-        name: {"bytes": (directory / name).stat().st_size, "sha256": _sha256(directory / name)} for name in DATA_FILES
-    }
-    with open(directory / MANIFEST, "w", encoding="utf-8") as fh:  # written last: marks the set complete
-        json.dump(manifest, fh, ensure_ascii=False, indent=2)
-        fh.write("\n")
-    return manifest
+# ------------------------------------------------------------------ saving / loading: faqbot.store owns the folder
 
 
 def save_index(index: FaqIndex, out_dir: str | Path) -> Path:
-    """Write into a fresh sibling directory, then swap it in; other files already in `out_dir` are kept."""
-    out_dir = Path(out_dir)
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    except OSError as exc:
-        raise IndexLoadError(f"cannot write the index to {out_dir} ({exc}); set FAQBOT_INDEX to a writable directory") from None
-    try:
-        os.chmod(tmp, 0o755)
-        manifest = _write_files(index, tmp)
-        if out_dir.exists():
-            for extra in out_dir.iterdir():
-                if extra.name not in INDEX_FILES and not (tmp / extra.name).exists():
-                    (shutil.copytree if extra.is_dir() else shutil.copy2)(extra, tmp / extra.name)
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.rmdir(old)
-            try:
-                os.rename(out_dir, old)
-            except OSError:  # out_dir busy (mount point, cwd elsewhere): replace file by file, manifest last
-                for name in (*DATA_FILES, MANIFEST):
-                    os.replace(tmp / name, out_dir / name)
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                os.rename(tmp, out_dir)
-                shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out_dir)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise IndexLoadError(f"cannot write the index to {out_dir} ({exc}); set FAQBOT_INDEX to a writable directory") from None
-        raise
-    index.manifest = manifest
-    index.path = out_dir
-    return out_dir
+    """Save `index` with a BM25 index built from its items (and the alternates its rows hold), atomically."""
+    from faqbot import store
+    from faqbot.lexical import LexicalIndex
+
+    alt = (index.rows["kind"] == KIND_Q) & (index.rows["chunk"] > 0) if len(index.rows) else np.zeros(0, bool)
+    if alt.any():
+        raise ValueError("an index with alternate questions is saved by faqbot.store (it needs their text for BM25)")
+    lexical = LexicalIndex.build(index.items, index.manifest.get("corpus_fingerprint") or "")
+    return store.save(store.StoredIndex(index, lexical), out_dir)
 
 
 def read_index(index_dir: str | Path) -> FaqIndex:
-    """Open a saved index, checking every file against the manifest; no staleness check here."""
-    index_dir = Path(index_dir)
-    rebuild_hint = "run `faqbot index` to rebuild it"
-    if not (index_dir / MANIFEST).exists():
-        if index_dir.is_dir() and any((index_dir / name).exists() for name in DATA_FILES):
-            raise CorruptIndexError(f"the index in {index_dir} is incomplete (no {MANIFEST}); {rebuild_hint}")
-        raise MissingIndexError(f"no index in {index_dir}; run `faqbot index` to build it")
+    """Open a saved index, checking every file (BM25 included) against the manifest; no staleness check."""
+    from faqbot import store
 
-    def corrupt(why: str) -> CorruptIndexError:
-        return CorruptIndexError(f"the index in {index_dir} is damaged ({why}); {rebuild_hint}")
-
-    try:
-        manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
-        dim = int(manifest["dim"])
-        files = manifest["files"]
-        manifest["model"], manifest["index"]["type"]  # noqa: B018 - required keys
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise corrupt(f"unreadable {MANIFEST}: {type(exc).__name__}: {exc}") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise StaleIndexError(
-            f"the index in {index_dir} has format {manifest.get('format_version')!r}, this faqbot reads "
-            f"{FORMAT_VERSION}; {rebuild_hint}"
-        )
-    for name in DATA_FILES:
-        path = index_dir / name
-        if not path.is_file():
-            raise corrupt(f"{name} is missing")
-        expected = files.get(name, {})
-        if path.stat().st_size != expected.get("bytes"):
-            raise corrupt(f"{name} has {path.stat().st_size} bytes, the manifest says {expected.get('bytes')}")
-        if _sha256(path) != expected.get("sha256"):
-            raise corrupt(f"{name} does not match its checksum")
-    try:
-        faiss_index = faiss.read_index(str(index_dir / VECTORS))
-        rows = np.load(index_dir / ROWS, allow_pickle=False)
-        items = items_from_json(json.loads((index_dir / ITEMS).read_text(encoding="utf-8")))
-    except Exception as exc:  # faiss raises RuntimeError, numpy ValueError, json ValueError, ...
-        raise corrupt(f"{type(exc).__name__}: {str(exc)[:200]}") from None
-    if faiss_index.d != dim:
-        raise corrupt(f"vectors have dimension {faiss_index.d}, the manifest says {dim}")
-    if rows.dtype != ROW_DTYPE or len(rows) != faiss_index.ntotal:
-        raise corrupt(f"{len(rows)} rows for {faiss_index.ntotal} vectors")
-    if len(rows) and (rows["item"].min() < 0 or rows["item"].max() >= len(items) or (np.diff(rows["item"]) < 0).any()):
-        raise corrupt("rows point outside the item list or out of order")
-    index = FaqIndex(items=items, rows=rows, faiss_index=faiss_index, manifest=manifest, path=index_dir)
-    _apply_search_params(faiss_index, index.spec)
-    return index
+    return store.read_index(index_dir)
 
 
 def load_index(
@@ -552,53 +389,31 @@ def load_index(
     embedder=None,
     corpus_dir: str | Path | None = None,
     rebuild: bool | None = None,
-    progress: bool = False,
+    progress: bool = True,
 ) -> FaqIndex:
     """The index in `index_dir`, checked against the model and the corpus in `corpus_dir`.
 
     `embedder`: an Embedder or a model id (None: accept whatever model the index was built with).
-    rebuild=None or True: build a missing index and rebuild a stale or damaged one; False: never build, raise
-    MissingIndexError / StaleIndexError / CorruptIndexError, whose message says what to run. A rebuild reuses
-    the vectors of unchanged text from the old index, so editing one page costs seconds, not minutes."""
-    index_dir = Path(index_dir)
-    model = embedder if isinstance(embedder, str) or embedder is None else embedder.name
-    allowed = rebuild is not False
-    old: FaqIndex | None = None
-    try:
-        index = read_index(index_dir)
-    except IndexLoadError:
-        if not allowed:
-            raise
-    else:
-        reason = index.stale_reason(model=model, corpus_dir=corpus_dir)
-        if reason is None:
-            return index
-        if not allowed:
-            raise StaleIndexError(f"{reason}; run `faqbot index` to rebuild the index in {index_dir}")
-        old = index
+    rebuild=None/False: never build; MissingIndexError / StaleIndexError / CorruptIndexError say what to run.
+    rebuild=True is the explicit rebuild (progress bar unless progress=False): a missing, stale or damaged
+    index is rebuilt, reusing the vectors of unchanged text."""
+    from faqbot import store
 
-    if corpus_dir is None or not Path(corpus_dir).is_dir():
-        raise MissingIndexError(f"cannot build the index in {index_dir}: no corpus folder at {corpus_dir}; set FAQBOT_CORPUS")
-    from faqbot.corpus import load_corpus
+    model = embedder if isinstance(embedder, str) or embedder is None else embedder.name
+    try:
+        return store.open_index(index_dir, model, corpus_dir, lexical=False).dense
+    except IndexLoadError:
+        if not rebuild:
+            raise
     from faqbot.embed import DEFAULT_MODEL, load_embedder
 
     if embedder is None or isinstance(embedder, str):
-        embedder = load_embedder(model or (old.model if old is not None else DEFAULT_MODEL))
-    corpus = load_corpus(corpus_dir)
-    return build_index(corpus, embedder, index_dir, progress=progress, reuse=old)
+        embedder = load_embedder(model or DEFAULT_MODEL)
+    return store.rebuild_index(index_dir, embedder, corpus_dir, progress=progress).dense
 
 
 def index_status(index_dir: str | Path, model: str | None = None, corpus_dir: str | Path | None = None) -> tuple[bool, str]:
     """(up to date?, one line saying so or what is wrong) -- for `faqbot index --check`."""
-    try:
-        index = read_index(index_dir)
-    except IndexLoadError as exc:
-        return False, str(exc)
-    reason = index.stale_reason(model=model, corpus_dir=corpus_dir)
-    if reason is not None:
-        return False, f"{reason}; run `faqbot index` to rebuild the index in {index_dir}"
-    c = index.manifest["counts"]
-    return True, (
-        f"index in {index_dir} is up to date: {c['items']} items, {c['vectors']} vectors, model {index.model}, "
-        f"{index.spec.type} index, built {index.manifest.get('built_at', '?')}"
-    )
+    from faqbot import store
+
+    return store.index_status(index_dir, model, corpus_dir)

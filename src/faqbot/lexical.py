@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +14,14 @@ META = "lexical.json"
 QUESTION_WEIGHT = 2  # a question word is stronger evidence than an answer word
 
 
-def item_text_tokens(item: FaqItem) -> list[str]:
+def item_text_tokens(item: FaqItem, extra_questions: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The item's words; `extra_questions` (approved alternate wordings) count as much as its own questions."""
     tokens: list[str] = []
     for entry in item.entries.values():
         tokens += tokenize(entry.question) * QUESTION_WEIGHT
         tokens += tokenize(entry.answer)
+    for question in extra_questions:
+        tokens += tokenize(to_simplified(question)) * QUESTION_WEIGHT
     return tokens
 
 
@@ -37,31 +39,66 @@ class LexicalIndex:
         self._unknown_idf = float(np.log1p((n + 0.5) / 0.5))  # a word no FAQ entry contains
 
     @classmethod
-    def build(cls, items: list[FaqItem], fingerprint: str = "") -> "LexicalIndex":
+    def build(
+        cls, items: list[FaqItem], fingerprint: str = "", extra_questions: dict[int, list[str]] | None = None
+    ) -> "LexicalIndex":
+        """`extra_questions`: item index -> alternate questions indexed with that item."""
         import bm25s
 
+        extra_questions = extra_questions or {}
         bm25 = bm25s.BM25()
-        bm25.index([item_text_tokens(it) or [""] for it in items], show_progress=False)
+        docs = [item_text_tokens(it, extra_questions.get(i, ())) or [""] for i, it in enumerate(items)]
+        bm25.index(docs, show_progress=False)
         return cls(bm25, fingerprint)
 
     def save(self, directory: Path) -> None:
+        """Write the files into `directory` (created). Not atomic on its own: faqbot.store writes the whole index
+        folder into a temporary sibling, checksums every file, and swaps it in."""
         directory = Path(directory)
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.bm25.save(str(tmp), show_progress=False)
-        (tmp / META).write_text(json.dumps({"fingerprint": self.fingerprint}), encoding="utf-8")
-        shutil.rmtree(directory, ignore_errors=True)
-        tmp.rename(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.bm25.save(str(directory), show_progress=False)
+        (directory / META).write_text(json.dumps({"fingerprint": self.fingerprint}), encoding="utf-8")
 
     @classmethod
     def load(cls, directory: Path) -> "LexicalIndex":
-        """Raises FileNotFoundError / ValueError when the saved index is missing or unreadable."""
+        """Raises FileNotFoundError / ValueError when the saved index is missing or unreadable.
+
+        Use faqbot.store.open_index instead: it checks every file against the manifest's sha256 first."""
         import bm25s
 
         directory = Path(directory)
         meta = json.loads((directory / META).read_text(encoding="utf-8"))
         bm25 = bm25s.BM25.load(str(directory), show_progress=False)
         return cls(bm25, meta.get("fingerprint", ""))
+
+    def check(self) -> str | None:
+        """Why the loaded arrays are inconsistent (None when they are fine): a last guard behind the checksums."""
+        scores = self.bm25.scores
+        try:
+            indptr = np.asarray(scores["indptr"])
+            indices = np.asarray(scores["indices"])
+            data = np.asarray(scores["data"])
+        except (KeyError, TypeError):
+            return "BM25 arrays missing"
+        vocab = self._vocab if isinstance(self._vocab, dict) else {}
+        n_lists = len(indptr) - 1
+        if indptr.ndim != 1 or n_lists < 0:
+            return "BM25 postings index is malformed"
+        if len(indices) != len(data) or int(indptr[-1]) != len(indices):
+            return "BM25 postings have inconsistent lengths"
+        if n_lists and (np.diff(indptr) < 0).any():
+            return "BM25 postings are out of order"
+        ids = sorted(int(v) for v in vocab.values())
+        if ids != list(range(len(ids))):
+            return "BM25 vocabulary ids are not 0..n-1"
+        # bm25s appends "" (no postings) as the last id; every real word must have a postings list
+        if any(int(i) >= n_lists for w, i in vocab.items() if w != ""):
+            return f"BM25 vocabulary has {len(vocab)} words for {n_lists} postings lists"
+        if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= self.n_docs):
+            return "BM25 postings point outside the documents"
+        if len(data) and not np.isfinite(data).all():
+            return "BM25 scores are not finite"
+        return None
 
     def query_tokens(self, query: str) -> list[str]:
         return [t for t in tokenize(to_simplified(query)) if t in self._vocab]

