@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 ANSWER_KEYS = {"id", "question", "questions", "answer", "url", "source_url", "version", "component", "score"}
 
 
+@pytest.mark.slow  # the real model and shipped index
 def test_ask_json_is_one_object_with_the_contract_fields(capsys):
     assert main(["ask", "--json", "--k", "3", "PyNative和Graph模式的区别"]) == 0
     obj = json.loads(capsys.readouterr().out)
@@ -27,18 +28,21 @@ def test_ask_json_is_one_object_with_the_contract_fields(capsys):
     assert scores == sorted(scores, reverse=True)
 
 
+@pytest.mark.slow  # the real model and shipped index
 def test_ask_off_topic_still_lists_suggestions(capsys):
     assert main(["ask", "--json", "how do I bake sourdough bread?"]) == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["in_scope"] is False and len(obj["answers"]) == 5
 
 
+@pytest.mark.slow  # the real model and shipped index
 def test_ask_readable_answer_has_links(capsys):
     assert main(["ask", "How do I uninstall MindSpore?"]) == 0
     out = capsys.readouterr().out
     assert "https://www.mindspore.cn/" in out and "https://gitee.com/" in out
 
 
+@pytest.mark.slow  # the real model and shipped index
 def test_ask_jsonl_answers_each_line_in_order():
     lines = ["如何卸载MindSpore", "", "ERR_UNSAFE_PORT", "what is the weather in Paris"]
     proc = subprocess.run([sys.executable, "-m", "faqbot.cli", "ask", "--jsonl", "--k", "2"], input="\n".join(lines) + "\n",
@@ -62,11 +66,13 @@ def test_unknown_model_is_a_clear_message_not_a_traceback(capsys):
     assert "no-such-model" in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # the real model and shipped index
 def test_missing_index_refused_with_what_to_run(tmp_path, capsys):
     assert main(["ask", "--no-rebuild", "--index", str(tmp_path / "none"), "install"]) == 2
     assert "faqbot index" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # the real model and shipped index
 def test_corrupt_index_refused_with_what_to_run(tmp_path, capsys):
     broken = tmp_path / "index"
     shutil.copytree(REPO / "index", broken)
@@ -76,6 +82,7 @@ def test_corrupt_index_refused_with_what_to_run(tmp_path, capsys):
     assert "faqbot index" in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # the real model and shipped index
 def test_unknown_filters_are_refused(capsys):
     assert main(["ask", "--version", "r0.1", "install"]) == 2
     assert main(["ask", "--component", "nothing", "install"]) == 2
@@ -83,11 +90,13 @@ def test_unknown_filters_are_refused(capsys):
     assert "r0.1" in err and "nothing" in err
 
 
+@pytest.mark.slow  # the real model and shipped index
 def test_index_check_reports_the_shipped_index_up_to_date(capsys):
     assert main(["index", "--check"]) == 0
     assert "up to date" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # the real model and shipped index
 def test_console_script_answers_a_fresh_question():
     exe = shutil.which("faqbot", path=os.path.dirname(sys.executable))
     assert exe, "the faqbot console script is installed"
