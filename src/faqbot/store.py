@@ -35,7 +35,8 @@ import numpy as np
 from tqdm import tqdm
 
 from faqbot import __version__
-from faqbot.alternates import Alternate, alternates_path, parse_alternates, read_alternates_bytes
+from faqbot.alternates import Alternate, parse_alternates, read_alternates_bytes
+from faqbot.alternates import alternates_path as corpus_alternates_path
 from faqbot.chunk import DEFAULT_CHUNK_TOKENS, cut_to_tokens
 from faqbot.index import (
     EMBED_BATCH,
@@ -357,7 +358,7 @@ def stale_reason(manifest: dict, model: str | None = None, corpus_dir: str | Pat
     if corpus_dir is not None and Path(corpus_dir).is_dir():
         if corpus_fingerprint(corpus_dir) != manifest.get("corpus_fingerprint"):
             return f"the corpus in {corpus_dir} changed since the index was built"
-        path = alternates_path(corpus_dir)
+        path = corpus_alternates_path(corpus_dir)
         try:
             data = read_alternates_bytes(path)
         except ValueError:
@@ -648,7 +649,7 @@ def build(
     root = Path(corpus.root) if corpus.root else None
     fingerprint = corpus_fingerprint(root) if root is not None and root.is_dir() else None
     if alternates_file is None and root is not None:
-        alternates_file = alternates_path(root)
+        alternates_file = corpus_alternates_path(root)
     alt_bytes = read_alternates_bytes(alternates_file)
     items = list(corpus.items)
     pos = {it.id: i for i, it in enumerate(items)}
@@ -706,8 +707,8 @@ def rebuild_index(index_dir: str | Path, embedder, corpus_dir: str | Path, progr
 # ------------------------------------------------------------------ alternates, in place
 
 
-def apply_alternates(index_dir: str | Path, embedder, alternates_file: str | Path) -> dict:
-    """Bring the index in `index_dir` in line with `alternates_file`, in place and in seconds.
+def apply_alternates(index_dir: str | Path, embedder, alternates_path: str | Path) -> dict:
+    """Bring the index in `index_dir` in line with `alternates_path`, in place and in seconds.
 
     Only questions not already in the index are embedded; removed ones lose their rows; BM25 is rebuilt from
     the stored items (no corpus parse). The manifest records the file's sha256 and count. One atomic save:
@@ -724,10 +725,10 @@ def apply_alternates(index_dir: str | Path, embedder, alternates_file: str | Pat
                 f"the index in {index_dir} was built for model {old.model!r}, not {embedder.name!r}; "
                 f"apply the alternates with that model, or run `faqbot index`"
             )
-        alt_bytes = read_alternates_bytes(alternates_file)
+        alt_bytes = read_alternates_bytes(alternates_path)
         sha = alternates_fingerprint(alt_bytes)
         pos = {it.id: i for i, it in enumerate(old.items)}
-        alts = parse_alternates(alt_bytes, str(alternates_file), item_ids=pos)
+        alts = parse_alternates(alt_bytes, str(alternates_path), item_ids=pos)
         is_alt = (old.rows["kind"] == KIND_Q) & (old.rows["chunk"] > 0)
         before = set(old.rows["key"][is_alt].tolist())
         if (manifest.get("alternates") or {}).get("sha256") == sha:
@@ -752,7 +753,7 @@ def apply_alternates(index_dir: str | Path, embedder, alternates_file: str | Pat
         fingerprint = manifest.get("corpus_fingerprint") or ""
         lexical = LexicalIndex.build(old.items, fingerprint, extra)
         new_manifest = {k: v for k, v in manifest.items() if k != "files"}
-        new_manifest["alternates"] = {"file": Path(alternates_file).name, "sha256": sha, "count": len(alts)}
+        new_manifest["alternates"] = {"file": Path(alternates_path).name, "sha256": sha, "count": len(alts)}
         new_manifest["counts"] = _counts(old.items, rows, embedded)
         new_manifest["lexical"] = {**manifest.get("lexical", {}), "alternates": int((~from_old).sum())}
         new_manifest["faqbot_version"] = __version__
