@@ -522,3 +522,15 @@ def test_faqbot_index_picks_up_alternates_and_check_follows_them(small_corpus, t
                             capture_output=True, text=True, timeout=600)
     assert broken.returncode == 2 and "line 2" in broken.stderr and "unknown item id" in broken.stderr
     assert "Traceback" not in broken.stderr
+
+
+def test_rebuild_after_bm25_damage_reuses_every_vector(fake_corpus, fake_embedder, tmp_path):
+    """A damaged BM25 file costs a rebuild of BM25 only: the dense vectors, still intact, are reused."""
+    index_dir = tmp_path / "index"
+    store.build(fake_corpus, fake_embedder, index_dir, progress=False)
+    _garble(index_dir / "bm25" / "data.csc.index.npy")
+    with pytest.raises(CorruptIndexError):
+        store.open_index(index_dir)
+    rebuilt = store.build(fake_corpus, fake_embedder, index_dir, progress=False)
+    assert rebuilt.manifest["counts"]["embedded"] == 0
+    store.open_index(index_dir)

@@ -4,10 +4,9 @@ Every item gets, per language it has, one question-only vector ("q" row, embedde
 matching a question against a question is e5's symmetric task) and one vector per answer chunk, each chunk
 prefixed with its question ("qa" rows, embedded as passages). An item's score is aggregated from its rows.
 
-The manifest records the model and a fingerprint of the corpus files so a stale index is refused (or rebuilt)
-instead of silently answering from old text, and the sizes/hashes of the saved files so a truncated or
-garbled index is reported as such. Items are stored next to the vectors, so loading needs no corpus parse.
-Saves go to a temporary directory that replaces the old one at the end: a crash never leaves half an index.
+Items are stored next to the vectors, so loading needs no corpus parse. The folder on disk (these files, BM25,
+the manifest with every file's sha256, atomic saves and crash recovery) belongs to faqbot.store; the
+read_index / save_index / load_index / index_status / build_index names here are kept as thin wrappers.
 """
 
 from __future__ import annotations

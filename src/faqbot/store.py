@@ -606,14 +606,14 @@ def _counts(items, rows: np.ndarray, embedded: int) -> dict:
 
 
 def _reusable(index_dir: Path) -> FaqIndex | None:
-    """Vectors to reuse from what is in the folder now: a current index, or the dense files of an older format
-    (checked against their own checksums). None when there is nothing trustworthy."""
+    """Vectors to reuse from what is in the folder now: a current index, or (older format, damaged BM25) its
+    dense files, each checked against its own checksum. None when there is nothing trustworthy."""
     try:
         return read_index(index_dir)
-    except StaleIndexError:
-        pass
-    except IndexLoadError:
+    except MissingIndexError:
         return None
+    except IndexLoadError:
+        pass
     corrupt = _corrupt_factory(index_dir)
     try:
         manifest = _read_manifest(index_dir, corrupt)
