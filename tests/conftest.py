@@ -34,7 +34,9 @@ def corpus() -> Corpus:
     return load_corpus(CORPUS_DIR)
 
 
-SLOW_FIXTURES = frozenset({"retriever", "embedder", "web_app", "shipped_index"})
+# Fixtures that load the real model or the shipped index (small_index_dir: test_index.py builds a small index
+# with the real model). Add yours here.
+SLOW_FIXTURES = frozenset({"retriever", "embedder", "web_app", "shipped_index", "small_index_dir"})
 SLOW_MARKERS = ("browser", "st")
 
 
