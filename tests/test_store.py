@@ -207,12 +207,15 @@ def test_ask_with_a_stale_index_refuses_and_leaves_the_folder_untouched(index_co
     assert {p: p.read_bytes() for p in index_copy.rglob("*") if p.is_file()} == before
 
 
-def test_index_with_an_empty_model_is_a_usage_error(capsys):
+@pytest.mark.parametrize("command", [["index"], ["ask", "uninstall"]])
+def test_an_empty_model_is_a_usage_error_not_a_rebuild(command, capsys, tmp_path):
     from faqbot.cli import main
 
-    assert main(["index", "--model", ""]) == 2
+    assert main([*command, "--model", "", "--index", str(tmp_path / "index")]) == 2
     err = capsys.readouterr().err
     assert "model" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "index").exists()  # nothing was built
+
 
 
 # ------------------------------------------------------------------ atomic save, SIGKILL, recovery
