@@ -429,7 +429,13 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         return retriever.search(q, k=args.k, version=args.version, component=args.component)
 
     if args.jsonl:
-        return _answer_lines(answer, _stdin_lines())
+        from faqbot.conversation import search_in_context
+
+        def answer_line(line: str):
+            query, history, version, component = jsonl_request(line, args.version, args.component, retriever.components)
+            return search_in_context(retriever, query, history, k=args.k, version=version, component=component)
+
+        return _answer_lines(answer_line, _stdin_lines())
     result = answer(question)
     if args.json:
         print(json.dumps(_public(result), ensure_ascii=False, indent=2))
@@ -440,6 +446,53 @@ def _cmd_ask(args: argparse.Namespace) -> int:
                    if result.in_scope and result.hits else [])
         print(render_text(result, related=related))
     return 0
+
+
+class InputLineError(ValueError):
+    """A `--jsonl` line that is a JSON object but not a valid request; its output line carries the message."""
+
+
+REQUEST_KEYS = ("query", "history", "version", "component")
+
+
+def jsonl_request(line: str, version: str, component: str | None, components) -> tuple[str, list[str], str, str | None]:
+    """(query, history, version, component) for one `ask --jsonl` input line.
+
+    A line starting with "{" is a request object: {"query": str, "history": [earlier questions, oldest first],
+    "version"?: str, "component"?: str}; missing filters fall back to the command's own. Any other line is a
+    plain question. A bad object raises InputLineError saying what to send instead."""
+    from faqbot.conversation import HistoryError, clean_history
+    from faqbot.search import VERSION_CHOICES
+
+    text = line.strip()
+    if not text.startswith("{"):
+        return line, [], version, component
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        obj = None
+        why = str(exc)
+    if not isinstance(obj, dict):
+        raise InputLineError(f"a line starting with {{ must be one JSON object ({why if obj is None else 'not an object'}); "
+                             'send {"query": "...", "history": ["..."]} or a plain question')
+    unknown = sorted(set(obj) - set(REQUEST_KEYS))
+    if unknown:
+        raise InputLineError(f"unknown key {unknown[0]!r}: a request object has only {', '.join(REQUEST_KEYS)}")
+    query = obj.get("query")
+    if not isinstance(query, str):
+        raise InputLineError('a request object needs "query" as a string, e.g. {"query": "那 GPU 版本呢？", '
+                             '"history": ["Windows 上能装 MindSpore 吗？"]}')
+    try:
+        history = clean_history(obj.get("history"))
+    except HistoryError as exc:
+        raise InputLineError(str(exc)) from None
+    version = obj.get("version", version)
+    if version not in VERSION_CHOICES:
+        raise InputLineError(f"unknown version {version!r}: use one of {', '.join(VERSION_CHOICES)}")
+    component = obj.get("component", component) or None
+    if component is not None and component not in components:
+        raise InputLineError(f"unknown component {component!r}: use one of {', '.join(components)}, or leave it out")
+    return query, history, version, component
 
 
 def _public(result) -> dict:
@@ -481,6 +534,74 @@ def _answer_lines(answer, lines) -> int:
             obj = {"query": line, "error": f"{type(exc).__name__}: {exc}", "answers": []}
         print(json_line(obj), flush=True)
     return 1 if failed else 0
+
+
+# ---------------------------------------------------------------- chat
+
+CHAT_HELP = ("Ask in Chinese or English; follow-up questions are answered in the context of the conversation. "
+             "/reset starts a new conversation, Ctrl-D quits. · 中英文提问均可，追问会结合上文；/reset 开始新对话，Ctrl-D 退出。")
+
+
+def _add_chat(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("chat", help="a conversation in the terminal: follow-up questions keep the context")
+    p.add_argument("--k", type=whole_number(*map(int, NUMERIC_RANGES["k"])), default=5, help="number of answers, 1-50 (default 5)")
+    p.add_argument("--version", default="latest", help="latest (default), master, r1.1 or all")
+    p.add_argument("--component", help="only this component (mindspore, lite, mindinsight, serving, ...)")
+    p.add_argument("--no-rebuild", action="store_true", help="(the default now: a missing or stale index is refused, "
+                   "never rebuilt here; run `faqbot index`)")
+    _add_model_options(p)
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    """A REPL: readline editing and recall (up arrow), the conversation as history for each follow-up."""
+    from faqbot.answer import render_text
+    from faqbot.conversation import search_in_context
+    from faqbot.search import VERSION_CHOICES
+
+    if args.version not in VERSION_CHOICES:
+        return _fail(f"unknown --version {args.version!r}: use one of {', '.join(VERSION_CHOICES)}")
+    retriever, error = _load_retriever(args)
+    if error:
+        return _fail(error)
+    if args.component and args.component not in retriever.components:
+        return _fail(f"unknown --component {args.component!r}: use one of {', '.join(retriever.components)}")
+    try:
+        import readline  # noqa: F401 - importing it gives input() line editing and history
+    except ImportError:  # not on every platform; the chat works without it
+        pass
+    print(CHAT_HELP, flush=True)
+    history: list[str] = []
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:  # Ctrl-D
+            print()
+            return 0
+        except KeyboardInterrupt:  # Ctrl-C drops the line being typed, as in a shell
+            print()
+            continue
+        question = line.strip()
+        if not question:
+            continue
+        if question in ("/reset", "/new"):
+            history.clear()
+            print("(new conversation · 新对话)", flush=True)
+            continue
+        if question in ("/quit", "/exit"):
+            return 0
+        if question in ("/help", "/?"):
+            print(CHAT_HELP, flush=True)
+            continue
+        try:
+            result = search_in_context(retriever, question, history, k=args.k, version=args.version,
+                                       component=args.component)
+            related = (retriever.related(result.hits[0].item.id, result.lang, version=args.version,
+                                         component=args.component) if result.in_scope and result.hits else [])
+        except KeyboardInterrupt:
+            print("\n(interrupted · 已中断)", flush=True)
+            continue
+        print(render_text(result, related=related), end="\n\n", flush=True)
+        history.append(question)
 
 
 # ---------------------------------------------------------------- eval
@@ -528,6 +649,7 @@ _SUBCOMMANDS = {
     "stats": (_add_stats, _cmd_stats),
     "index": (_add_index, _cmd_index),
     "ask": (_add_ask, _cmd_ask),
+    "chat": (_add_chat, _cmd_chat),
     "eval": (_add_eval, _cmd_eval),
     "feedback": (_add_feedback, _cmd_feedback),
 }

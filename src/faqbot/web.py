@@ -16,6 +16,7 @@ import gradio as gr
 
 from faqbot.answer import DEFAULT_BANDS, Bands, escape_markdown, render_markdown, safe_links, scrub_text, suggestions
 from faqbot.config import NUMERIC_RANGES, Settings, SettingsError, check_number
+from faqbot.conversation import HistoryError, clean_history, search_in_context
 from faqbot.feedback import DISLIKE, LIKE, OFF_TOPIC, FeedbackStore, wording_key
 from faqbot.schema import Hit, SearchResult
 from faqbot.rest import RestApi, lifespan_with_pruning
@@ -66,6 +67,33 @@ CSS = """
 #faq-chat .options .option { width: auto !important; max-width: 100% !important; align-items: flex-start !important;
   text-align: left; padding: 6px 14px !important; border-style: solid !important; border-radius: 999px !important;
   font-size: var(--text-sm); }
+/* Phones (a shared demo link is often opened on one): the conversation first. The intro keeps only its title,
+   the filters fold into one "Filters · 筛选" row (folded by FOLD_FILTERS_ON_PHONE), the input stays in view. */
+@media (max-width: 640px) {
+  .gradio-container { padding: 6px 8px !important; }
+  #intro p { display: none; }
+  #intro h2 { font-size: 1.05em; margin: 0 !important; }
+  /* what is not the chat (title, filters row, input, privacy note, footer) takes ~330 px: the page fits the
+     screen, so a new answer never scrolls the filters or the input away */
+  #faq-chat { height: calc(100dvh - 340px) !important; min-height: 240px !important; }
+  #privacy-notice, #privacy-notice * { font-size: 11px !important; line-height: 1.3 !important; }
+}
+/* Wider screens: the filters stay open as before, without a fold control. */
+@media (min-width: 641px) {
+  #filters > .label-wrap { display: none !important; }
+  #filters [data-testid="accordion-content"] { display: block !important; }
+}
+"""
+
+# Runs once on page load: on a phone-sized screen, fold the filters (open by default, so wide screens and the
+# API see them as before). The accordion only mounts its content once opened, hence open first, fold after.
+FOLD_FILTERS_ON_PHONE = """
+() => {
+  if (!window.matchMedia("(max-width: 640px)").matches) return;
+  const label = document.querySelector("#filters > .label-wrap");
+  const content = document.querySelector("#filters [data-testid='accordion-content']");
+  if (label && (!content || content.style.display !== "none")) label.click();
+}
 """
 
 # System fonts only: the default theme fonts would make every visitor's browser call Google Fonts.
@@ -141,11 +169,18 @@ class FaqChat:
             raise gr.Error(f"Unknown component {component!r}: use one of {', '.join(self.components)}, or leave it empty.")
         return version, component
 
-    def lookup(self, question: str, version: str | None = "latest", component: str | None = None, k: int | None = None) -> tuple[SearchResult, list[Hit]]:
-        """The search result and, for an answered question, its related entries."""
+    def lookup(self, question: str, version: str | None = "latest", component: str | None = None, k: int | None = None,
+               history: list[str] | None = None) -> tuple[SearchResult, list[Hit]]:
+        """The search result and, for an answered question, its related entries. `history`: the earlier user
+        questions of this conversation, oldest first, so a follow-up is understood (conversation.py)."""
         version, component = self._check_filters(version, component)
         question = scrub_text(question)  # lone surrogates (JSON "\ud800") would break the tokenizer
-        result = self.retriever.search(question, k=k or self.settings.k, version=version, component=component)
+        try:
+            history = [scrub_text(h) for h in clean_history(history)]
+        except HistoryError as exc:
+            raise gr.Error(f"{exc}.") from None
+        result = search_in_context(self.retriever, question, history, k=k or self.settings.k, version=version,
+                                   component=component)
         related: list[Hit] = []
         if result.in_scope and result.hits:
             related = list(self.retriever.related(result.hits[0].item.id, result.lang, k=RELATED_K,
@@ -170,17 +205,19 @@ class FaqChat:
 
     # --- API -----------------------------------------------------------------------------------------------
 
-    def ask(self, question: str, version: str = "latest", component: str = "") -> str:
-        """Answer a question as markdown: the FAQ entry, confidence, version, component and links."""
-        result, related = self.lookup(_api_question(question), version, component)
+    def ask(self, question: str, version: str = "latest", component: str = "", history: list[str] | None = None) -> str:
+        """Answer a question as markdown: the FAQ entry, confidence, version, component and links. `history`
+        (optional): the earlier questions of the conversation, oldest first, for follow-ups such as "那 GPU 版本呢？"."""
+        result, related = self.lookup(_api_question(question), version, component, history=history)
         self._log_off_topic(result)
         return render_markdown(result, self.bands, related)
 
-    def search(self, question: str, k: int = 5, version: str = "latest", component: str = "") -> dict:
+    def search(self, question: str, k: int = 5, version: str = "latest", component: str = "",
+               history: list[str] | None = None) -> dict:
         """The ranked FAQ entries for a question as JSON (the `faqbot ask --json` object); answers' links are
-        limited to safe schemes."""
+        limited to safe schemes. `history` (optional): the earlier questions of the conversation, oldest first."""
         question, k = _api_question(question), _api_k(k)
-        result, _ = self.lookup(question, version, component, k=k)
+        result, _ = self.lookup(question, version, component, k=k, history=history)
         out = result.to_dict()
         for answer in out["answers"]:
             answer["answer"] = safe_links(answer["answer"])
@@ -195,7 +232,7 @@ class FaqChat:
         if not (message or "").strip():
             gr.Info(EMPTY_MESSAGE)
             return "", history, answers
-        result, related = self.lookup(message, version, component)
+        result, related = self.lookup(message, version, component, history=_asked(answers))
         self._log_off_topic(result)
         reply = {
             "role": "assistant",
@@ -261,6 +298,13 @@ def _last_answer(answers: dict | None, before: int | None = None) -> dict | None
     return (answers or {}).get(max(keys)) or (answers or {}).get(str(max(keys))) if keys else None
 
 
+def _asked(answers: dict | None) -> list[str]:
+    """The user's earlier questions in this chat, oldest first: the history a follow-up is answered with."""
+    keys = sorted(int(k) for k in (answers or {}) if str(k).isdigit())
+    metas = [(answers or {}).get(k) or (answers or {}).get(str(k)) for k in keys]
+    return [m["question"] for m in metas if m and (m.get("question") or "").strip()]
+
+
 def _unresolved(meta: dict) -> bool:
     """A reply that did not settle the question: "not covered", or related entries only."""
     return bool((meta.get("question") or "").strip()) and (not meta.get("in_scope") or meta.get("level") == "related")
@@ -278,7 +322,7 @@ def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BAND
     # analytics off: Gradio would otherwise call home (telemetry, version check) from every deployment
     with gr.Blocks(title="MindSpore FAQ bot", analytics_enabled=False) as demo:
         gr.Markdown(INTRO, elem_id="intro")
-        with gr.Row(equal_height=True):
+        with gr.Accordion("Filters · 筛选", open=True, elem_id="filters"), gr.Row(equal_height=True):
             version = gr.Radio(
                 version_choices(list(retriever.versions)),
                 value="latest",
@@ -328,6 +372,7 @@ def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BAND
         chatbot.like(chat.vote, [answers], None, api_visibility="private", concurrency_id="feedback", concurrency_limit=2)
         chatbot.clear(lambda: {}, None, answers, api_visibility="private", queue=False)
 
+        demo.load(None, None, None, js=FOLD_FILTERS_ON_PHONE, api_visibility="private", queue=False)
         gr.api(chat.ask, api_name="ask", **retrieval)
         gr.api(chat.search, api_name="search", **retrieval)
 

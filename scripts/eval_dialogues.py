@@ -1,0 +1,212 @@
+"""Follow-up questions measured on tests/data/dialogues.jsonl, held out from the constants' tuning.
+
+    python scripts/eval_dialogues.py            # the table on the held-out split (docs/retrieval.md)
+    python scripts/eval_dialogues.py --tune     # also sweep ContextRule on the tuning split and print the best
+
+Dialogues are split by a hash of their id (`split_of`): about 40% tune the rule, the rest are held out. Every
+follow-up turn (2nd and 3rd) is asked with the earlier questions of its dialogue as history, through
+`faqbot.conversation.search_in_context`, the one decision the app and the CLI use, and also alone, as before.
+
+- In-scope follow-ups (elliptic and three-turn dialogues): right = the first answer is a gold entry and the
+  question is not refused.
+- Topic switches: the new, standalone question, right with the history and right alone (should be equal).
+- Off-topic follow-ups (no gold entry): "asserted" = answered as if the FAQ covered it (match "answer").
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from faqbot.config import Settings
+from faqbot.conversation import (
+    ALONE_DEPTH, DEFAULT_RULE, ContextRule, answer_threshold, as_answer_to, joined_query, level, own_oov,
+    prefers_context, search_in_context,
+)
+from faqbot.schema import SearchResult
+from faqbot.search import Retriever
+
+DIALOGUES = Path(__file__).resolve().parents[1] / "tests" / "data" / "dialogues.jsonl"
+TUNE_SHARE = 40  # percent of dialogues (by id hash) that tune the rule
+KINDS = ("elliptic", "switch", "offtopic", "three_turn")
+
+
+def split_of(dialogue_id: str) -> str:
+    """'tune' or 'heldout', fixed by the id alone (adding dialogues never moves the others)."""
+    bucket = int(hashlib.sha256(dialogue_id.encode("utf-8")).hexdigest()[:8], 16) % 100
+    return "tune" if bucket < TUNE_SHARE else "heldout"
+
+
+def load_dialogues(path: Path = DIALOGUES) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def category(dialogue: dict, turn: dict) -> str:
+    """'offtopic' (no gold), 'switch' (a standalone question after another topic) or 'follow' (needs the context)."""
+    if not turn["gold_ids"]:
+        return "offtopic"
+    return "switch" if dialogue["kind"] == "switch" else "follow"
+
+
+def asserted(result: SearchResult) -> bool:
+    """Answered as if the FAQ covered it (level 'answer')."""
+    return level(result) == "answer"
+
+
+def right(result: SearchResult, gold: list[str]) -> bool:
+    """The first entry is a gold one and the reply is not "not covered" ('answer' or 'related')."""
+    return bool(level(result) != "none" and result.hits and result.hits[0].item.id in gold)
+
+
+@dataclass
+class Turn:
+    dialogue: dict
+    n: int  # 1 = second turn
+    history: list[str]
+    q: str
+    gold: list[str]
+    alone: SearchResult
+    oov: float
+    joined: dict[int, SearchResult]  # window -> joined ranking
+    answer_at: float | None = None
+
+    @property
+    def category(self) -> str:
+        return category(self.dialogue, self.dialogue["turns"][self.n])
+
+
+def follow_up_turns(dialogues: list[dict]):
+    for d in dialogues:
+        for n in range(1, len(d["turns"])):
+            yield d, n, [t["q"] for t in d["turns"][:n]], d["turns"][n]
+
+
+def collect(retriever: Retriever, dialogues: list[dict], windows=(1, 2)) -> list[Turn]:
+    """Both rankings of every follow-up, computed once, so the rule can be swept without a model call."""
+    turns = []
+    for d, n, history, t in follow_up_turns(dialogues):
+        alone = retriever.search(t["q"], k=ALONE_DEPTH)
+        joined = {w: retriever.search(joined_query(history, t["q"], w), k=5) for w in windows}
+        turns.append(Turn(d, n, history, t["q"], t["gold_ids"], alone, own_oov(retriever, t["q"]), joined,
+                          answer_threshold(retriever)))
+    return turns
+
+
+def decided(turn: Turn, rule: ContextRule) -> SearchResult:
+    """What search_in_context answers under `rule` (same functions, from the precomputed rankings)."""
+    joined = turn.joined[rule.window]
+    if prefers_context(turn.alone, joined, turn.oov, rule):
+        return as_answer_to(joined, turn.alone, 5, rule, turn.answer_at)
+    return turn.alone
+
+
+def tally(turns: list[Turn], answer) -> dict[str, list[int]]:
+    """Per category: [good, n] where good is right (follow, switch) or asserted (offtopic)."""
+    out = defaultdict(lambda: [0, 0])
+    for t in turns:
+        r = answer(t)
+        c = t.category
+        out[c][0] += asserted(r) if c == "offtopic" else right(r, t.gold)
+        out[c][1] += 1
+    return out
+
+
+def objective(turns: list[Turn], rule: ContextRule) -> tuple:
+    ctx, alone = tally(turns, lambda t: decided(t, rule)), tally(turns, lambda t: t.alone)
+    switch_loss = max(0, alone["switch"][0] - ctx["switch"][0])
+    # no off-topic asserted beyond what the follow-up alone asserts, no switch lost, then most follow-ups right
+    return (-max(0, ctx["offtopic"][0] - alone["offtopic"][0]), -switch_loss, ctx["follow"][0])
+
+
+GRID = {
+    "window": (1, 2),
+    "max_oov": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.01),
+    "min_own": (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 10.0),
+    "assert_from_context": (False, True),
+}
+
+
+def tune(turns: list[Turn]) -> ContextRule:
+    """The best rule on these turns; ties go to the most conservative one (context taken least often).
+
+    `keep_alone` is tried at every confidence the follow-ups reach alone (the scale is the ranking's own)."""
+    confidences = sorted({0.0, float("inf")} | {round(t.alone.confidence, 4) for t in turns})
+    grid = {"keep_alone": tuple(confidences), **GRID}
+    best, best_key = DEFAULT_RULE, None
+    for values in itertools.product(*grid.values()):
+        rule = ContextRule(**dict(zip(grid, values)))
+        used = sum(decided(t, rule) is not t.alone for t in turns)
+        key = (*objective(turns, rule), -used)
+        if best_key is None or key > best_key:
+            best, best_key = rule, key
+    return best
+
+
+def table(retriever: Retriever, dialogues: list[dict], rule: ContextRule) -> str:
+    """Per kind and language, through search_in_context itself (exactly what the app does)."""
+    rows = defaultdict(lambda: {"follow": [0, 0, 0], "switch": [0, 0, 0], "offtopic": [0, 0, 0]})
+    for d, n, history, t in follow_up_turns(dialogues):
+        ctx = search_in_context(retriever, t["q"], history, rule=rule)
+        alone = retriever.search(t["q"])
+        c = category(d, t)
+        for key in ((d["kind"], d["lang"]), (d["kind"], "all"), ("all", d["lang"]), ("all", "all")):
+            cell = rows[key][c]
+            if c == "offtopic":
+                cell[0] += asserted(ctx)
+                cell[1] += asserted(alone)
+            else:
+                cell[0] += right(ctx, t["gold_ids"])
+                cell[1] += right(alone, t["gold_ids"])
+            cell[2] += 1
+
+    def fmt(cell, share=True):
+        good, base, n = cell
+        if not n:
+            return f"{'':>19}"
+        if share:
+            return f"{good / n:6.3f} {base / n:6.3f} {n:>4}"[:19].rjust(19)
+        return f"{good:>6} {base:>6} {n:>4}".rjust(19)
+
+    head = (f"{'kind':<11}{'lang':<5}  {'follow-ups right':>19}  {'switches right':>19}  {'off-topic asserted':>19}\n"
+            f"{'':<16}  {'ctx  alone    n':>19}  {'ctx  alone    n':>19}  {'ctx  alone    n':>19}")
+    lines = [head, "-" * len(head.splitlines()[0])]
+    for kind in (*KINDS, "all"):
+        for lang in ("zh", "en", "all"):
+            r = rows.get((kind, lang))
+            if r is None:
+                continue
+            lines.append(f"{kind:<11}{lang:<5}  {fmt(r['follow'])}  {fmt(r['switch'])}  {fmt(r['offtopic'], share=False)}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dialogues", type=Path, default=DIALOGUES)
+    ap.add_argument("--tune", action="store_true", help="sweep the rule on the tuning split and print the best one")
+    args = ap.parse_args(argv)
+    retriever = Retriever.from_settings(Settings(), rebuild=False)
+    dialogues = load_dialogues(args.dialogues)
+    splits = {s: [d for d in dialogues if split_of(d["id"]) == s] for s in ("tune", "heldout")}
+    rule = DEFAULT_RULE
+    if args.tune:
+        turns = collect(retriever, splits["tune"])
+        rule = tune(turns)
+        print(f"tuned on {len(splits['tune'])} dialogues ({len(turns)} follow-ups): {rule}")
+        if rule != DEFAULT_RULE:
+            print(f"(differs from DEFAULT_RULE {DEFAULT_RULE}; held-out table below uses the tuned rule)")
+    print(f"dialogues: {args.dialogues.name}, {len(dialogues)} ({len(splits['tune'])} tune / "
+          f"{len(splits['heldout'])} held out), model: {retriever.embedder.name}, rule: {rule}")
+    for name in ("heldout",) + (("tune",) if args.tune else ()):
+        print(f"\n## {name} split: share of follow-up turns (ctx = with history, alone = without); off-topic: counts")
+        print(table(retriever, splits[name], rule))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

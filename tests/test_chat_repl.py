@@ -1,0 +1,92 @@
+"""`faqbot chat`, driven as a person would: a real pseudo-terminal (pexpect), readline, Ctrl-D."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+pexpect = pytest.importorskip("pexpect")
+
+pytestmark = pytest.mark.slow  # a fresh process loads the real model and index
+
+REPO = Path(__file__).resolve().parents[1]
+DIALOGUES = {d["id"]: d for d in map(json.loads, (REPO / "tests" / "data" / "dialogues.jsonl").read_text("utf-8").splitlines())}
+TIMEOUT = 180  # a generous ceiling for a busy machine, not a speed assertion
+PROMPT = "> "
+
+
+def _spawn(*args: str):
+    child = pexpect.spawn(sys.executable, ["-m", "faqbot.cli", "chat", "--no-rebuild", *args], encoding="utf-8",
+                          timeout=TIMEOUT, dimensions=(50, 200), env={**os.environ, "TERM": "xterm"})
+    child.expect("Ctrl-D")  # the greeting says how to quit
+    child.expect_exact(PROMPT)
+    return child
+
+
+def _ask(child, question: str) -> str:
+    """Type a question, return what was printed before the next prompt."""
+    child.sendline(question)
+    child.expect_exact("\r\n" + PROMPT)
+    return child.before
+
+
+def _title(out: str) -> str | None:
+    """The title of the answer printed (the FAQ question above its ==== line); None for "not covered"."""
+    lines = out.replace("\r", "").splitlines()
+    return next((lines[i - 1].strip() for i in range(1, len(lines)) if lines[i].startswith("=====")), None)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_chat_answers_a_follow_up_in_context_resets_and_quits_on_ctrl_d(retriever):
+    first, follow = DIALOGUES["d014"]["turns"]
+    gold = _one_line(retriever.item(follow["gold_ids"][0]).entry("en").question)
+    alone = retriever.search(follow["q"])
+    alone_title = _one_line(alone.hits[0].entry.question) if alone.in_scope else None
+    assert alone_title != gold  # asked alone, the follow-up does not get this answer
+    child = _spawn()
+    try:
+        out = _ask(child, first["q"])
+        assert _title(out) and "https://www.mindspore.cn/" in out  # rendered like `faqbot ask`
+        assert _title(_ask(child, follow["q"])) == gold  # answered from the conversation
+
+        assert "new conversation" in _ask(child, "/reset")
+        assert _title(_ask(child, follow["q"])) == alone_title  # a new conversation: asked alone again
+
+        child.sendeof()  # Ctrl-D
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+
+
+def test_chat_recalls_the_previous_question_with_the_up_arrow(retriever):
+    child = _spawn()
+    try:
+        question = "How do I uninstall MindSpore?"
+        first = _ask(child, question)
+        child.send("\x1b[A")  # up arrow: readline brings the last question back
+        child.expect_exact(question)
+        child.send("\r")
+        child.expect_exact("\r\n" + PROMPT)
+        assert child.before.strip().splitlines()[-1] == first.strip().splitlines()[-1]
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+
+
+def test_chat_refuses_an_unknown_component_with_one_line():
+    child = pexpect.spawn(sys.executable, ["-m", "faqbot.cli", "chat", "--no-rebuild", "--component", "nope"],
+                          encoding="utf-8", timeout=TIMEOUT)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2
+    assert "unknown --component 'nope'" in child.before and "Traceback" not in child.before

@@ -1,0 +1,192 @@
+"""Follow-up questions: `search_in_context` on real dialogues, the history contract of the API and of
+`faqbot ask --jsonl` (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from faqbot.conversation import HistoryError, clean_history, joined_query, search_in_context
+
+REPO = Path(__file__).resolve().parents[1]
+DIALOGUES = {d["id"]: d for d in map(json.loads, (REPO / "tests" / "data" / "dialogues.jsonl").read_text("utf-8").splitlines())}
+
+
+def _follow_ups(kind: str):
+    """(history, turn) for every 2nd/3rd turn of the dialogues of this kind."""
+    for d in DIALOGUES.values():
+        if d["kind"] == kind:
+            for n in range(1, len(d["turns"])):
+                yield [t["q"] for t in d["turns"][:n]], d["turns"][n]
+
+
+def _right(result, gold) -> bool:
+    """The first entry is a gold one, and the reply is not "not covered"."""
+    return bool(result.in_scope and result.hits and result.hits[0].item.id in gold)
+
+
+def _asserted(result) -> bool:
+    return getattr(result, "match", "answer" if result.in_scope else "none") == "answer"
+
+
+# --------------------------------------------------------------------------- the decision, on real dialogues
+
+
+@pytest.mark.parametrize("dialogue_id", ["d005", "d010", "d013", "d014"])  # zh, zh, en, en
+def test_elliptic_follow_up_is_answered_from_the_earlier_question(retriever, dialogue_id):
+    *earlier, follow = DIALOGUES[dialogue_id]["turns"]
+    alone = retriever.search(follow["q"])
+    assert not _right(alone, follow["gold_ids"])  # the follow-up alone does not say what it is about
+    result = search_in_context(retriever, follow["q"], [t["q"] for t in earlier])
+    assert _right(result, follow["gold_ids"])
+    assert result.query == follow["q"] and result.lang == alone.lang  # reported as asked, in its language
+
+
+def test_standalone_question_after_another_topic_does_as_well_as_alone(retriever):
+    with_history = alone = n = 0
+    for history, turn in _follow_ups("switch"):
+        with_history += _right(search_in_context(retriever, turn["q"], history), turn["gold_ids"])
+        alone += _right(retriever.search(turn["q"]), turn["gold_ids"])
+        n += 1
+    assert n >= 10
+    assert with_history >= alone
+
+
+def test_off_topic_follow_up_is_not_answered_because_of_the_conversation(retriever):
+    checked = 0
+    for kind in ("offtopic", "three_turn"):
+        for history, turn in _follow_ups(kind):
+            if turn["gold_ids"]:
+                continue
+            checked += 1
+            in_context = search_in_context(retriever, turn["q"], history)
+            # the conversation never turns an off-topic question into an asserted answer
+            assert not _asserted(in_context) or _asserted(retriever.search(turn["q"])), turn["q"]
+    assert checked >= 10
+
+
+def test_follow_up_without_history_is_the_plain_search(retriever):
+    q = "How do I uninstall MindSpore?"
+    assert search_in_context(retriever, q, []).to_dict() == retriever.search(q).to_dict()
+
+
+def test_follow_up_keeps_k_and_filters(retriever):
+    first, follow = DIALOGUES["d014"]["turns"]
+    result = search_in_context(retriever, follow["q"], [first["q"]], k=2, version="all", component="mindspore")
+    assert len(result.hits) == 2 and {h.item.component for h in result.hits} == {"mindspore"}
+
+
+# --------------------------------------------------------------------------- cost and input checks (fast)
+
+
+def test_a_follow_up_costs_at_most_one_extra_model_call(fake_retriever, monkeypatch):
+    calls = []
+    encode = fake_retriever.embedder._encode
+    monkeypatch.setattr(fake_retriever.embedder, "_encode", lambda texts, q: calls.append(list(texts)) or encode(texts, q))
+    search_in_context(fake_retriever, "what does the 8080 port error mean, asked alone?", [])
+    alone_calls = len(calls)
+    calls.clear()
+    search_in_context(fake_retriever, "and the other one, just now?", ["how do I install MindSpore with pip, first?",
+                                                                       "which python version, then?"])
+    assert alone_calls >= 1 and len(calls) <= alone_calls + 1
+
+
+def test_history_must_be_a_list_of_strings():
+    assert clean_history(None) == []
+    assert clean_history(["  a  question ", "", "   "]) == ["a question"]
+    for bad, says in ((("q",), None), ("just a string", "list"), ([1], r"history\[0\] is int"), ({"q": 1}, "list")):
+        if says is None:
+            assert clean_history(bad) == ["q"]  # a tuple is a list too
+            continue
+        with pytest.raises(HistoryError, match=says):
+            clean_history(bad)
+
+
+def test_joined_query_reads_the_last_window_of_earlier_questions():
+    assert joined_query(["a", "b", "c"], "q", 1) == "c q"
+    assert joined_query(["a", "b", "c"], "q", 2) == "b c q"
+    assert joined_query([], "q", 2) == "q"
+
+
+# --------------------------------------------------------------------------- the app and its API
+
+
+def test_chat_api_search_and_ask_take_a_history(retriever, tmp_path):
+    from faqbot.config import Settings
+    from faqbot.web import FaqChat
+
+    chat = FaqChat(retriever, Settings(feedback_db=tmp_path / "f.sqlite3"))
+    first, follow = DIALOGUES["d014"]["turns"]
+    out = chat.search(follow["q"], k=3, history=[first["q"]])
+    assert out["query"] == follow["q"] and out["answers"][0]["id"] in follow["gold_ids"]
+    alone = chat.search(follow["q"], k=3)
+    assert not (alone["in_scope"] and alone["answers"][0]["id"] in follow["gold_ids"])
+    top = retriever.item(out["answers"][0]["id"]).entry("en").question.split()[0]
+    assert top in chat.ask(follow["q"], history=[first["q"]])
+
+
+def test_chat_api_refuses_a_history_that_is_not_a_list_with_a_message(retriever, tmp_path):
+    import gradio as gr
+
+    from faqbot.config import Settings
+    from faqbot.web import FaqChat
+
+    chat = FaqChat(retriever, Settings(feedback_db=tmp_path / "f.sqlite3"))
+    with pytest.raises(gr.Error, match="history must be a list"):
+        chat.search("How do I install MindSpore?", history="How do I install MindSpore?")
+
+
+def test_http_search_endpoint_accepts_history(web_app):
+    from gradio_client import Client
+
+    first, follow = DIALOGUES["d014"]["turns"]
+    client = Client(web_app.url, verbose=False)
+    out = client.predict(follow["q"], 3, "latest", "", [first["q"]], api_name="/search")
+    assert out["answers"][0]["id"] in follow["gold_ids"]
+
+
+# --------------------------------------------------------------------------- `faqbot ask --jsonl` object lines
+
+
+@pytest.mark.slow
+def test_jsonl_object_lines_carry_history_and_filters_and_bad_objects_get_an_error_line():
+    first, follow = DIALOGUES["d014"]["turns"]
+    lines = [
+        follow["q"],  # a plain line: asked alone
+        json.dumps({"query": follow["q"], "history": [first["q"]]}),
+        json.dumps({"query": "How do I install MindSpore?", "version": "r1.1", "component": "mindspore"}),
+        json.dumps({"query": 3}),
+        json.dumps({"query": "x", "histroy": []}),
+        json.dumps({"query": "x", "history": "not a list"}),
+        json.dumps({"query": "x", "version": "r9"}),
+        '{"query": "broken json',
+        '{not json at all}',
+        '["a JSON list is a plain question"]',
+        "",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "faqbot.cli", "ask", "--jsonl", "--k", "3", "--no-rebuild"],
+        input="\n".join(lines) + "\n", capture_output=True, text=True, encoding="utf-8", timeout=300,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+    assert "Traceback" not in proc.stderr
+    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(out) == len(lines)
+    plain, in_context, filtered, *bad, listed, empty = out
+    assert plain["query"] == in_context["query"] == follow["q"]
+    assert in_context["answers"][0]["id"] in follow["gold_ids"] and in_context["in_scope"]
+    assert not (plain["in_scope"] and plain["answers"][0]["id"] in follow["gold_ids"])
+    assert {a["version"] for a in filtered["answers"]} == {"r1.1"} and {a["component"] for a in filtered["answers"]} == {"mindspore"}
+    messages = [b.get("error", "") for b in bad]
+    assert all(messages) and all(b["answers"] == [] for b in bad)
+    assert "query" in messages[0] and "histroy" in messages[1] and "list" in messages[2] and "r9" in messages[3]
+    assert "JSON" in messages[4] and "JSON" in messages[5]
+    assert listed["query"] == lines[-2] and "error" not in listed
+    assert empty["answers"] == [] and empty["message"]
+    assert proc.returncode == 1  # some lines failed: said on stderr, one line each
+    assert len([x for x in proc.stderr.splitlines() if x.startswith("faqbot:")]) == len(bad)
