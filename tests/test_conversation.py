@@ -150,6 +150,42 @@ def test_http_search_endpoint_accepts_history(web_app):
     assert out["answers"][0]["id"] in follow["gold_ids"]
 
 
+def test_rest_api_search_takes_history_by_post_and_get(retriever, tmp_path):
+    import http.client
+    import socket
+    import urllib.parse
+
+    from faqbot.config import Settings
+    from faqbot.web import build_app, launch
+
+    first, follow = DIALOGUES["d014"]["turns"]
+    demo = build_app(retriever, Settings(feedback_db=tmp_path / "f.sqlite3"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launch(demo, "127.0.0.1", port, quiet=True)
+
+    def call(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            conn.request(method, path, body=json.dumps(body).encode() if body is not None else None,
+                         headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read())
+        finally:
+            conn.close()
+
+    try:
+        status, out = call("POST", "/api/search", {"q": follow["q"], "history": [first["q"]], "k": 3})
+        assert status == 200 and out["answers"][0]["id"] in follow["gold_ids"]
+        status, out = call("GET", "/api/search?" + urllib.parse.urlencode({"q": follow["q"], "history": first["q"]}))
+        assert status == 200 and out["answers"][0]["id"] in follow["gold_ids"]
+        status, out = call("POST", "/api/search", {"q": follow["q"], "history": first["q"]})
+        assert status == 400 and "history must be a list" in out["error"]
+    finally:
+        demo.close()
+
+
 # --------------------------------------------------------------------------- `faqbot ask --jsonl` object lines
 
 

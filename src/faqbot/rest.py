@@ -1,7 +1,7 @@
 """Plain JSON over HTTP beside the Gradio app, for programs: no queue, no event stream, one round trip.
 
     GET  /api/search?q=...&k=5&version=latest&component=mindspore
-    POST /api/search   {"q": "...", "k": 5, "version": "latest", "component": "mindspore"}
+    POST /api/search   {"q": "...", "k": 5, "version": "latest", "component": "mindspore", "history": ["..."]}
     GET  /healthz
 
 `/api/search` answers with exactly the object of `faqbot ask --json` (the app's `FaqChat.search`). Bad input gets
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024  # a question is cut to 2,000 characters anyway
 MAX_WAITING = 256  # requests queued for the search workers beyond this get 503 at once
 K_RANGE = (1, 50)
-FIELDS = ("q", "k", "version", "component")
+FIELDS = ("q", "k", "version", "component", "history")  # history: earlier questions of the conversation, oldest first
 PRUNE_SECONDS = 5.0
 # POST /api/feedback answers 202 only once the vote's row is committed to the feedback database, waiting at most
 # this long; a vote only queued in this process's memory would be lost if the replica died, so it gets a 503.
@@ -83,7 +83,7 @@ class RestApi:
     def _params(self, raw: dict[str, Any], from_query: bool) -> tuple[str, int, str, str]:
         unknown = sorted(set(raw) - set(FIELDS))
         if unknown:
-            raise BadRequest(f"unknown parameter {unknown[0]!r}: use q, k, version and component.")
+            raise BadRequest(f"unknown parameter {unknown[0]!r}: use q, k, version, component and history.")
         q = raw.get("q")
         if q is None:
             raise BadRequest("missing q: give the question, e.g. /api/search?q=How+do+I+install+MindSpore")
@@ -139,7 +139,8 @@ class RestApi:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="faqbot-rest")
         return self._pool
 
-    def _search(self, enqueued: float, q: str, k: int, version: str, component: str) -> tuple[dict, dict]:
+    def _search(self, enqueued: float, q: str, k: int, version: str, component: str,
+                history: list[str] | None = None) -> tuple[dict, dict]:
         """Runs on a worker thread: the search and how long each stage took."""
         import gradio as gr
 
@@ -149,7 +150,7 @@ class RestApi:
         if take:
             take()  # start this request's count from zero
         try:
-            out = self.chat.search(q, k=k, version=version, component=component)
+            out = self.chat.search(q, k=k, version=version, component=component, history=history)
         except gr.Error as exc:  # the handler's own input checks
             raise BadRequest(str(getattr(exc, "message", exc))) from None
         searched = time.perf_counter()
@@ -170,8 +171,10 @@ class RestApi:
             if request.method == "POST":
                 raw = await self._read_json(request)
                 q, k, version, component = self._params(raw, from_query=False)
+                history = _history(raw.get("history"))
             else:
                 q, k, version, component = self._params(dict(request.query_params), from_query=True)
+                history = _history(request.query_params.getlist("history"))  # ?history=first&history=second
         except BadRequest as exc:
             return _error(str(exc), exc.status)
         if self._waiting >= MAX_WAITING:
@@ -179,7 +182,8 @@ class RestApi:
         self._waiting += 1
         try:
             loop = asyncio.get_running_loop()
-            out, stages = await loop.run_in_executor(self._executor(), self._search, time.perf_counter(), q, k, version, component)
+            out, stages = await loop.run_in_executor(self._executor(), self._search, time.perf_counter(), q, k, version,
+                                                     component, history)
         except BadRequest as exc:
             return _error(str(exc), exc.status)
         except Exception:  # noqa: BLE001 - logged here; the client gets one line, never a traceback
@@ -289,6 +293,16 @@ class RestApi:
 
 
 # ------------------------------------------------------------------------------------------ feedback over HTTP
+
+
+def _history(value: Any) -> list[str]:
+    """The earlier questions of the conversation (conversation.clean_history), or a 400 saying what to send."""
+    from faqbot.conversation import HistoryError, clean_history
+
+    try:
+        return clean_history(value)
+    except HistoryError as exc:
+        raise BadRequest(f'{exc}, e.g. {{"q": "一共有几种？", "history": ["MindSpore Lite 怎么设置日志级别？"]}}.') from None
 
 
 def save_vote(store: Any, timeout: float, row: dict) -> str:
