@@ -93,3 +93,9 @@ def test_chat_lookup_passes_its_filters_to_related_questions(fake_retriever):
         result, related = chat.lookup("MindSpore Insight", version, component)
         assert result.hits and related
         assert all(mask[fake_retriever._pos[h.item.id]] for h in related), (version, component)
+
+
+def test_chat_turn_with_lone_surrogates_echoes_and_answers_without_them(chat):
+    _, history, _ = chat.respond("安装 MindSpore \ud800 pip \udcff", [], "latest", "", {})
+    text = repr(history)
+    assert len(history) == 2 and "\\ud800" not in text and "\\udcff" not in text and "\ufffd" in history[0]["content"]

@@ -229,7 +229,8 @@ class FaqChat:
         """One chat turn: the user's bubble, the answer bubble with 2–4 clickable follow-up questions."""
         history = list(history or [])
         answers = dict(answers or {})
-        if not (message or "").strip():
+        message = scrub_text(message) if isinstance(message, str) else ""  # echoed too: no lone surrogate
+        if not message.strip():
             gr.Info(EMPTY_MESSAGE)
             return "", history, answers
         result, related = self.lookup(message, version, component, history=_asked(answers))
