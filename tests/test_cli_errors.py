@@ -43,7 +43,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *phrases
 
 def test_bad_min_confidence_is_refused_at_start_with_the_range():
     proc = run(["ask", "--json", "install"], env={"FAQBOT_MIN_CONFIDENCE": "nan"})
-    assert_one_line_error(proc, 2, "FAQBOT_MIN_CONFIDENCE", "from 0 to 2")
+    assert_one_line_error(proc, 2, "FAQBOT_MIN_CONFIDENCE", "from 0 to 1")
     assert proc.stdout == b""
 
 
@@ -94,7 +94,7 @@ def _main_error(capsys, argv: list[str], code: int) -> str:
     return err.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("value", ["inf", "-inf", "1e309", "abc", "-1", "7"])
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e309", "abc", "-1", "1.5"])
 def test_min_confidence_variants_are_refused(capsys, monkeypatch, value):
     monkeypatch.setenv("FAQBOT_MIN_CONFIDENCE", value)
     assert "FAQBOT_MIN_CONFIDENCE" in _main_error(capsys, ["ask", "--json", "install"], 2)
@@ -140,8 +140,8 @@ def test_settings_refuse_an_empty_model_and_numbers_out_of_range_however_made(ch
 
 
 def test_good_settings_are_read_as_given():
-    s = settings_from_env({"FAQBOT_MIN_CONFIDENCE": " 1.05 ", "FAQBOT_MIN_GAP": "0"})
-    assert (s.min_confidence, s.min_gap) == (1.05, 0.0)
+    s = settings_from_env({"FAQBOT_MIN_CONFIDENCE": " 0.65 ", "FAQBOT_MIN_GAP": "0"})
+    assert (s.min_confidence, s.min_gap) == (0.65, 0.0)
 
 
 # --- real model (slow): bad bytes and odd characters get answers ---------------------------------------------

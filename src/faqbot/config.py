@@ -25,10 +25,10 @@ class SettingsError(ValueError):
 
 # Numeric settings and their sane range: (low, high), both inclusive. A value outside (or NaN/inf) would
 # silently change every answer, e.g. FAQBOT_MIN_CONFIDENCE=inf turns every question into "not covered".
-# Confidence is a cosine plus small bonuses (search.RankingParams), so 0..2 spans every meaningful threshold.
+# Confidence is a calibrated probability (calibration.py), so its threshold lies in 0..1.
 NUMERIC_RANGES: dict[str, tuple[float, float]] = {
     "k": (1, 50),
-    "min_confidence": (0.0, 2.0),
+    "min_confidence": (0.0, 1.0),
     "min_gap": (0.0, 1.0),
 }
 # Feedback store limits (whole numbers): FAQBOT_FEEDBACK_RETENTION_DAYS, FAQBOT_FEEDBACK_MAX_ROWS.
