@@ -217,7 +217,6 @@ def test_an_empty_model_is_a_usage_error_not_a_rebuild(command, capsys, tmp_path
     assert not (tmp_path / "index").exists()  # nothing was built
 
 
-
 # ------------------------------------------------------------------ atomic save, SIGKILL, recovery
 
 
