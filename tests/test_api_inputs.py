@@ -99,3 +99,16 @@ def test_chat_turn_with_lone_surrogates_echoes_and_answers_without_them(chat):
     _, history, _ = chat.respond("安装 MindSpore \ud800 pip \udcff", [], "latest", "", {})
     text = repr(history)
     assert len(history) == 2 and "\\ud800" not in text and "\\udcff" not in text and "\ufffd" in history[0]["content"]
+
+
+def test_related_questions_stay_within_the_filters_on_the_shipped_index(retriever):
+    """The probe's case: on the real index, no related entry falls outside the version/component asked for."""
+    outside = checked = 0
+    for version in ("latest", "master", "r1.1"):
+        for component in (None, *retriever.components):
+            mask = retriever.filter_mask(version, component)
+            for pos in mask.nonzero()[0][:40]:
+                for hit in retriever.related(retriever.items[pos].id, "zh", k=3, version=version, component=component):
+                    checked += 1
+                    outside += not mask[retriever._pos[hit.item.id]]
+    assert checked > 300 and outside == 0
