@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from faqbot import cli
 from faqbot.config import Settings
 
-FUZZ = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 ANSWER_KEYS = {"id", "question", "questions", "answer", "url", "source_url", "version", "component", "score"}
 
 # Characters that break naive line handling or encoding: lone surrogates, line separators, controls, CJK.
