@@ -26,8 +26,8 @@ from pathlib import Path
 
 from faqbot.config import Settings
 from faqbot.conversation import (
-    ALONE_DEPTH, DEFAULT_RULE, ContextRule, answer_threshold, as_answer_to, joined_query, level, own_oov,
-    prefers_context, search_in_context,
+    ALONE_DEPTH, DEFAULT_RULE, ContextRule, answer_threshold, as_answer_to, joined_query, level, needs_context,
+    own_oov, prefers_context, search_in_context,
 )
 from faqbot.schema import SearchResult
 from faqbot.search import Retriever
@@ -133,28 +133,34 @@ GRID = {
 
 
 def tune(turns: list[Turn]) -> ContextRule:
-    """The best rule on these turns; ties go to the most conservative one (context taken least often).
-
-    `keep_alone` is tried at every confidence the follow-ups reach alone (the scale is the ranking's own)."""
+    """The best rule on these turns. Many rules tie (a plateau); of those, each constant is set to the median of
+    its tied values, the centre of the plateau, so the choice does not sit on the edge of what the few tuning
+    dialogues happen to allow (if that mix is not itself among the best, the first best rule is kept)."""
     confidences = sorted({0.0, float("inf")} | {round(t.alone.confidence, 4) for t in turns})
     grid = {"keep_alone": tuple(confidences), **GRID}
-    best, best_key = DEFAULT_RULE, None
+    best_key, tied = None, []
     for values in itertools.product(*grid.values()):
         rule = ContextRule(**dict(zip(grid, values)))
-        used = sum(decided(t, rule) is not t.alone for t in turns)
-        key = (*objective(turns, rule), -used)
+        key = objective(turns, rule)
         if best_key is None or key > best_key:
-            best, best_key = rule, key
-    return best
+            best_key, tied = key, [rule]
+        elif key == best_key:
+            tied.append(rule)
+    centre = ContextRule(**{name: sorted(getattr(r, name) for r in tied)[(len(tied) - 1) // 2] for name in grid})
+    return centre if centre in tied else tied[0]
 
 
 def table(retriever: Retriever, dialogues: list[dict], rule: ContextRule) -> str:
     """Per kind and language, through search_in_context itself (exactly what the app does)."""
     rows = defaultdict(lambda: {"follow": [0, 0, 0], "switch": [0, 0, 0], "offtopic": [0, 0, 0]})
+    related = extra_calls = follow_ups = 0
     for d, n, history, t in follow_up_turns(dialogues):
         ctx = search_in_context(retriever, t["q"], history, rule=rule)
         alone = retriever.search(t["q"])
         c = category(d, t)
+        follow_ups += 1
+        extra_calls += needs_context(retriever.search(t["q"], k=ALONE_DEPTH), own_oov(retriever, t["q"]), rule)
+        related += c != "offtopic" and right(ctx, t["gold_ids"]) and level(ctx) == "related"
         for key in ((d["kind"], d["lang"]), (d["kind"], "all"), ("all", d["lang"]), ("all", "all")):
             cell = rows[key][c]
             if c == "offtopic":
@@ -182,6 +188,8 @@ def table(retriever: Retriever, dialogues: list[dict], rule: ContextRule) -> str
             if r is None:
                 continue
             lines.append(f"{kind:<11}{lang:<5}  {fmt(r['follow'])}  {fmt(r['switch'])}  {fmt(r['offtopic'], share=False)}")
+    lines.append(f"right with history at the 'related' level (\"may help\"): {related}; "
+                 f"follow-ups that made the one extra model call: {extra_calls} of {follow_ups}")
     return "\n".join(lines)
 
 

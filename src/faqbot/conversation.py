@@ -31,14 +31,14 @@ class ContextRule:
     - `max_oov`: a follow-up whose own words are this unknown to the FAQ (IDF-weighted share) stays off-topic.
     - `min_own`: the joined answer must be one of the follow-up's own candidates: scored for the follow-up alone,
       at most this far below its best item (so an old topic cannot answer a new question).
-    - `assert_from_context`: whether an answer only the conversation found (the follow-up alone was "not
-      covered") is asserted; otherwise it is offered at the "related" level ("may help").
+    - `assert_from_context`: whether an answer the follow-up alone did not assert may be asserted thanks to the
+      conversation; otherwise it is offered at the "related" level ("may help").
     """
 
-    window: int = 1
-    keep_alone: float = 0.0
+    window: int = 2
+    keep_alone: float = 0.5196
     max_oov: float = 0.7
-    min_own: float = 0.06
+    min_own: float = 0.0
     assert_from_context: bool = False
 
 
@@ -109,12 +109,12 @@ def prefers_context(alone: SearchResult, joined: SearchResult, oov: float, rule:
 def as_answer_to(joined: SearchResult, alone: SearchResult, k: int, rule: ContextRule = DEFAULT_RULE,
                  answer_at: float | None = None) -> SearchResult:
     """The joined ranking reported as the answer to the follow-up as asked (its text, its language). An answer
-    found only through the conversation is "related" unless the rule asserts it (confidence kept below
+    the follow-up alone did not assert is "related" unless the rule asserts it (confidence kept below
     `answer_at`, so the figure and the level agree)."""
     lang = alone.lang
     hits = [Hit(item=h.item, score=h.score, lang=lang) for h in joined.hits[:k]]
     out = replace(joined, query=alone.query, lang=lang, hits=hits, message=alone.message)
-    if level(alone) == "none" and level(joined) == "answer" and not rule.assert_from_context and hasattr(out, "match"):
+    if level(alone) != "answer" and level(joined) == "answer" and not rule.assert_from_context and hasattr(out, "match"):
         confidence = out.confidence if answer_at is None else min(out.confidence, round(answer_at - 1e-4, 4))
         out = replace(out, match="related", confidence=confidence)
     return out
