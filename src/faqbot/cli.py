@@ -432,7 +432,12 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         from faqbot.conversation import search_in_context
 
         def answer_line(line: str):
-            query, history, version, component = jsonl_request(line, args.version, args.component, retriever.components)
+            try:
+                query, history, version, component = jsonl_request(line, args.version, args.component,
+                                                                    retriever.components)
+            except InputLineError as exc:  # this line's own output says what is wrong; the others go on
+                print(f"faqbot: bad request line {line[:60]!r}: {exc}", file=sys.stderr)
+                return BadRequestLine(line, str(exc))
             return search_in_context(retriever, query, history, k=args.k, version=version, component=component)
 
         return _answer_lines(answer_line, _stdin_lines())
@@ -453,6 +458,19 @@ class InputLineError(ValueError):
 
 
 REQUEST_KEYS = ("query", "history", "version", "component")
+
+
+class BadRequestLine:
+    """The output line of a bad request object: the usual keys, no answers, and `error` saying what to send."""
+
+    def __init__(self, line: str, error: str):
+        self.line, self.error = line, error
+
+    def to_dict(self) -> dict:
+        from faqbot.text import detect_lang
+
+        return {"query": self.line, "lang": detect_lang(self.line), "match": "none", "in_scope": False,
+                "confidence": 0.0, "answers": [], "error": self.error}
 
 
 def jsonl_request(line: str, version: str, component: str | None, components) -> tuple[str, list[str], str, str | None]:
