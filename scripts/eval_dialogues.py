@@ -21,7 +21,7 @@ import itertools
 import json
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from faqbot.config import Settings

@@ -35,6 +35,8 @@ class ContextRule:
       conversation; otherwise it is offered at the "related" level ("may help").
     """
 
+    # chosen by `python scripts/eval_dialogues.py --tune` (docs/retrieval.md); keep_alone is below the calibrated
+    # answer threshold, so in effect any follow-up the FAQ answers alone keeps that answer
     window: int = 2
     keep_alone: float = 0.5196
     max_oov: float = 0.7
