@@ -1,8 +1,10 @@
-"""Measure the choices in search.RankingParams on the dev set: lexical fusion weight and the no-answer rule.
+"""Choose the ranking constants and fit the confidence calibration on the TUNING half of the dev data only.
 
-    python scripts/calibrate.py            # prints the tables quoted in docs/retrieval.md
+    python scripts/calibrate.py            # print the sweeps and the fit, change nothing
+    python scripts/calibrate.py --write    # also write src/faqbot/calibration.json
 
-The dense and BM25 scores are computed once per question; each setting is then replayed from them.
+Every figure printed here is on the tuning split (tests/data/*.jsonl, split by FAQ page: faqbot.devset.split_devset);
+`faqbot eval` reports the held-out split. Everything goes through `Retriever.rank`, the one ranking decision.
 """
 
 from __future__ import annotations
@@ -13,63 +15,136 @@ from pathlib import Path
 
 import numpy as np
 
-from faqbot.config import Settings
-from faqbot.devset import load_devset
-from faqbot.search import Retriever, _lexical_bonus, clean_query
-from faqbot.text import to_simplified
+from faqbot.calibration import CALIBRATION_FILE, Calibration, Logistic
+from faqbot.config import DEFAULT_MODEL, Settings
+from faqbot.devset import load_dev_data, split_devset
+from faqbot.evaluate import Judged, judge, metrics
+from faqbot.search import RankingParams, Retriever
 
-ROOT = Path(__file__).resolve().parents[1]
+FEATURES = ("top", "dense_top", "gap", "oov", "lex_log", "lex_share", "legacy", "paste", "length", "cover")
+TARGET_PRECISION = 0.97  # on tuning data, so that held-out stays >= 0.95
+MAX_COVERED_NONE = 0.005  # on tuning data, so that held-out stays <= 1%
+
+
+def fit_logistic(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> Logistic:
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=C, max_iter=2000).fit((X - mean) / scale, y)
+    return Logistic(FEATURES, tuple(map(float, mean)), tuple(map(float, scale)), tuple(map(float, model.coef_[0])),
+                    float(model.intercept_[0]))
+
+
+def features(judged: list[Judged]) -> np.ndarray:
+    return np.array([[j.ranking.signals.get(f, 0.0) for f in FEATURES] for j in judged], dtype=np.float64)
+
+
+def choose_thresholds(judged: list[Judged], answer: Logistic, scope: Logistic) -> tuple[float, float]:
+    p_answer = np.array([answer.prob(j.ranking.signals) for j in judged])
+    p_scope = np.array([scope.prob(j.ranking.signals) for j in judged])
+    covered = np.array([bool(j.question.gold_ids) for j in judged])
+    offtopic = np.array([j.question.offtopic and not j.question.hard_negative for j in judged])
+    hard = np.array([j.question.hard_negative for j in judged])
+    right = np.array([j.right for j in judged])
+    # none_at: as high as possible while at most MAX_COVERED_NONE of covered questions fall below it
+    cov = np.sort(p_scope[covered])
+    none_at = float(cov[int(np.floor(MAX_COVERED_NONE * len(cov)))]) if len(cov) else 0.5
+    none_at = max(1e-4, none_at * 0.999)
+    # answer_at: the lowest threshold whose asserted answers are right TARGET_PRECISION of the time, assert no
+    # off-topic question and at most 20% of near misses
+    keep = p_scope >= none_at
+    best = 0.999
+    for t in sorted(set(np.round(p_answer, 4)), reverse=True):
+        asserted = keep & (p_answer >= t)
+        if not asserted.any():
+            continue
+        precision = right[asserted].mean()
+        if precision < TARGET_PRECISION or (asserted & offtopic).any() or (hard.any() and (asserted & hard).mean() / hard.mean() > 0.2):
+            break
+        best = float(t)
+    return best, none_at
+
+
+def _persist_queries(retriever: Retriever, path: Path) -> None:
+    """Reuse query vectors from earlier runs: the model is the slow part and the questions do not change."""
+    import atexit
+
+    cache: dict[str, np.ndarray] = {}
+    if path.is_file():
+        data = np.load(path, allow_pickle=False)
+        cache = dict(zip(data["texts"].tolist(), data["vectors"]))
+    embed = retriever.embedder.embed_queries
+
+    def cached(texts: list[str]) -> np.ndarray:
+        missing = [t for t in texts if t not in cache]
+        if missing:
+            cache.update(zip(missing, embed(missing)))
+        return np.stack([cache[t] for t in texts])
+
+    retriever.embedder.embed_queries = cached
+    atexit.register(lambda: np.savez(path, texts=np.array(list(cache)), vectors=np.stack(list(cache.values()))))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--devset", type=Path, default=ROOT / "tests" / "data" / "devset.jsonl")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--write", action="store_true", help=f"write {CALIBRATION_FILE.name}")
+    ap.add_argument("--embed-cache", type=Path, default=None,
+                    help="keep query vectors in this .npz between runs (speeds up repeated calibration)")
     args = ap.parse_args()
-    r = Retriever.from_settings(Settings(), rebuild=False)
-    qs = load_devset(args.devset)
-    mask = r.filter_mask("latest")
-    pos = {it.id: i for i, it in enumerate(r.items)}
-    rows = []
-    for dq in qs:
-        _, dense, lex, oov = r.score_items(to_simplified(clean_query(dq.q)[0]))
-        rows.append((dq, dense, lex, oov, {pos[g] for g in dq.gold_ids}))
-    inscope = np.array([bool(g) for *_, g in rows])
+    retriever = Retriever.from_settings(Settings(), rebuild=False)
+    if args.embed_cache:
+        _persist_queries(retriever, args.embed_cache)
+    questions = load_dev_data()
+    tune = split_devset(questions)["tune"]
+    covered = [q for q in tune if q.gold_ids]
+    print(f"tuning split: {len(tune)} questions ({len(covered)} covered); held-out questions are never read here\n")
 
-    print("## Lexical fusion weight (final = dense + w * BM25/best, floor 2.0)")
-    print(f"{'w':>6} {'R@1':>6} {'R@3':>6}")
-    for w in (0.0, 0.02, 0.05, 0.08, 0.10, 0.15, 0.20, 0.30):
-        r1 = r3 = 0
-        for dq, dense, lex, oov, gold in rows:
-            if not gold:
-                continue
-            f = np.where(mask, dense + w * _lexical_bonus(lex, 2.0), -np.inf)
-            top3 = np.argsort(-f)[:3]
-            r1 += top3[0] in gold
-            r3 += bool(gold & set(top3.tolist()))
-        n = inscope.sum()
-        print(f"{w:>6.2f} {r1 / n:>6.3f} {r3 / n:>6.3f}")
+    print("## Lexical fusion weight (final = dense + w * BM25/best), R@1 / R@3 on tuning covered questions")
+    best_w, best_r1 = None, -1.0
+    for w in (0.0, 0.05, 0.10, 0.15, 0.20, 0.30):
+        m = metrics(judge(retriever, covered, replace(RankingParams(), lexical_weight=w)))
+        print(f"  w={w:<5} R@1 {m.r1:.3f}  R@3 {m.r3:.3f}")
+        if m.r1 > best_r1 + 1e-9:
+            best_w, best_r1 = w, m.r1
+    print(f"  chosen w={best_w}")
 
-    p = r.params
-    feats = {"top dense": [], "top final": [], "confidence": []}
-    for dq, dense, lex, oov, gold in rows:
-        f = np.where(mask, dense + p.lexical_weight * _lexical_bonus(lex, p.lexical_floor), -np.inf)
-        top = float(f.max())
-        feats["top dense"].append(float(np.where(mask, dense, -np.inf).max()))
-        feats["top final"].append(top)
-        feats["confidence"].append(r.confidence(top, lex, oov, p))
-    print("\n## No-answer signals: off-topic rejected when the threshold wrongly rejects 2% / 3% / 5% of in-scope")
-    for name, values in feats.items():
-        s = np.array(values)
-        auc = float((s[inscope][:, None] > s[~inscope][None, :]).mean())
-        cells = []
-        for wr in (0.02, 0.03, 0.05):
-            th = np.quantile(s[inscope], wr)
-            cells.append(f"{(s[~inscope] < th).mean():.3f}")
-        print(f"{name:<11} AUC {auc:.4f}   " + "  ".join(cells))
-    s = np.array(feats["confidence"])
-    print(f"\n## At min_confidence = {p.min_confidence}")
-    print(f"off-topic rejected {(s[~inscope] < p.min_confidence).mean():.3f} of {(~inscope).sum()}, "
-          f"in-scope wrongly rejected {(s[inscope] < p.min_confidence).mean():.3f} of {inscope.sum()}")
+    print("\n## Error-segment discount for long pastes (issue-style questions only)")
+    pastes = [q for q in covered if len(q.q) >= 160]
+    best_d, best_r1 = None, -1.0
+    for d in (0.0, 0.02, 0.05, 1.0):
+        m = metrics(judge(retriever, pastes, replace(RankingParams(), lexical_weight=best_w, segment_discount=d)))
+        print(f"  discount={d:<5} R@1 {m.r1:.3f}  R@3 {m.r3:.3f}  (n={m.n}; 1.0 = segments off)")
+        if m.r1 > best_r1 + 1e-9:
+            best_d, best_r1 = d, m.r1
+    print(f"  chosen discount={best_d}")
+
+    params = replace(RankingParams(), lexical_weight=best_w, segment_discount=best_d)
+    judged = judge(retriever, tune, params)
+    X = features(judged)
+    y_right = np.array([j.right for j in judged], dtype=int)
+    answer = fit_logistic(X, y_right)
+    in_domain = [i for i, j in enumerate(judged) if j.question.gold_ids or not j.question.hard_negative]
+    y_cov = np.array([bool(judged[i].question.gold_ids) for i in in_domain], dtype=int)
+    scope = fit_logistic(X[in_domain], y_cov)
+    answer_at, none_at = choose_thresholds(judged, answer, scope)
+    print("\n## Fit (standardised coefficients)")
+    for name, a, s in zip(FEATURES, answer.coef, scope.coef):
+        print(f"  {name:<10} answer {a:+.3f}   scope {s:+.3f}")
+    print(f"  answer_at={answer_at:.4f}  none_at={none_at:.4f}")
+
+    calibration = Calibration(answer, scope, answer_at, none_at, model=DEFAULT_MODEL,
+                              note=f"fit by scripts/calibrate.py on the tuning split ({len(tune)} questions); "
+                                   f"lexical_weight={best_w}, segment_discount={best_d}")
+    retriever.calibration = calibration
+    m = metrics(judge(retriever, tune, params))
+    print(f"\n## Tuning split with this calibration: R@1 {m.r1:.3f}, asserted {m.asserted} at precision "
+          f"{m.answer_precision:.3f}, covered none {m.covered_none:.3f}, off-topic asserted {m.offtopic_asserted:.3f}, "
+          f"hard negatives asserted {m.hard_asserted:.3f}")
+    if args.write:
+        calibration.save()
+        print(f"\nwrote {CALIBRATION_FILE}; set RankingParams defaults to lexical_weight={best_w}, "
+              f"segment_discount={best_d} if they changed")
 
 
 if __name__ == "__main__":

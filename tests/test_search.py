@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from faqbot.devset import load_devset
 from faqbot.evaluate import evaluate
 from faqbot.lexical import LexicalIndex
 from faqbot.search import MAX_QUERY_CHARS, QueryError
@@ -129,15 +128,93 @@ def test_shipped_lexical_index_matches_the_dense_index(shipped_index):
     assert lexical.n_docs == len(shipped_index.items)
 
 
-def test_dev_set_quality_meets_the_bar(retriever):
-    """The figures the README reports; thresholds are the issue's targets with off-topic at our measured level."""
-    questions = load_devset(Path(__file__).parent / "data" / "devset.jsonl")
-    m = evaluate(retriever, questions)["all"]
-    assert m.r1 >= 0.90 and m.r3 >= 0.97 and m.mrr10 >= 0.93
-    assert m.offtopic_rejected >= 0.90
-    assert m.wrongly_rejected <= 0.03
-    dense = evaluate(retriever, questions, "dense")["all"]
-    assert m.r1 >= dense.r1  # the lexical channel is kept only because it helps
+@pytest.fixture(scope="module")
+def heldout_judged(retriever):
+    """The held-out half of the dev data, judged through Retriever.rank exactly as `faqbot ask` runs."""
+    from faqbot.devset import load_dev_data, split_devset
+    from faqbot.evaluate import judge
+
+    return judge(retriever, split_devset(load_dev_data())["heldout"])
+
+
+def test_held_out_quality_meets_the_bar(heldout_judged):
+    """The figures the README reports, on questions no constant was chosen on (issue 10's targets, with the
+    off-topic line at what we measured: two in-domain near misses from the first dev set are still asserted)."""
+    from faqbot.evaluate import by_language
+
+    for lang, m in by_language(heldout_judged).items():
+        assert m.r1 >= 0.95 and m.r3 >= 0.99, lang
+        assert m.answer_precision >= 0.95, lang
+        assert m.covered_none <= 0.01, lang
+        assert m.hard_asserted <= 0.20, lang
+    assert by_language(heldout_judged)["all"].offtopic_asserted <= 0.11
+
+
+def test_final_channel_ranks_better_than_either_channel_alone(retriever):
+    from faqbot.devset import load_dev_data, split_devset
+
+    questions = split_devset(load_dev_data())["heldout"]
+    final, dense, bm25 = (evaluate(retriever, questions, ch)["all"] for ch in ("final", "dense", "bm25"))
+    assert final.r1 >= dense.r1 and final.r1 >= bm25.r1  # the fusion is kept only because it helps
+
+
+ISSUE_PASTE = """MindSpore 2.0.0 GPU wheel will not install
+Environment:
+- OS: Ubuntu 20.04 x86_64
+- Python: 3.9.16 (conda env `exp3`)
+- CUDA 11.1, driver 470.82
+
+(exp3) me@box:~/work/segnet$ pip install mindspore-2.0.0-cp37-cp37m-linux_x86_64.whl
+ERROR: mindspore-2.0.0-cp37-cp37m-linux_x86_64.whl is not a supported wheel on this platform.
+What am I doing wrong?"""
+
+
+def test_pasted_traceback_with_environment_lines_finds_its_entry(retriever):
+    ranking = retriever.rank(ISSUE_PASTE)
+    top = retriever.items[ranking.order[0]]
+    assert "not a supported wheel" in top.entry("en").question
+    assert ranking.signals["paste"] == 1.0 and ranking.match == "answer"
+
+
+def test_close_but_different_error_is_offered_as_related_not_asserted(retriever):
+    # The FAQ answers "not a supported wheel" and missing libraries, not this import of a renamed symbol.
+    result = retriever.search("ImportError: cannot import name 'Cell' from 'mindspore.nn.layer' after upgrading")
+    assert result.match in ("related", "none") and result.match != "answer"
+    assert result.to_dict()["match"] == result.match and 0.0 <= result.confidence <= 1.0
+
+
+def test_off_topic_question_gets_none(retriever):
+    result = retriever.search("How long should I boil an egg?")
+    assert result.match == "none" and result.in_scope is False and result.to_dict()["in_scope"] is False
+
+
+def test_confidence_is_a_probability_and_levels_follow_it(retriever):
+    for q in ("How to uninstall MindSpore?", "怎么查看 MindSpore 的版本号", "what is the capital of France"):
+        ranking = retriever.rank(q)
+        assert 0.0 <= ranking.confidence <= 1.0
+        assert (ranking.match == "answer") == (ranking.in_scope and ranking.confidence >= retriever.calibration.answer_at)
+
+
+def test_rank_is_the_only_ranking_code():
+    """Search, eval, calibration and the notebook all go through Retriever.rank; the old copies are gone."""
+    import json
+
+    from faqbot.search import Retriever
+
+    for gone in ("score_items", "confidence", "decide_in_scope"):
+        assert not hasattr(Retriever, gone), gone
+    root = Path(__file__).resolve().parents[1]
+    notebook = "\n".join("".join(c["source"]) for c in json.loads((root / "notebooks" / "retrieval_eval.ipynb").read_text())["cells"])
+    sources = {
+        "evaluate.py": (root / "src" / "faqbot" / "evaluate.py").read_text(),
+        "calibrate.py": (root / "scripts" / "calibrate.py").read_text(),
+        "notebook": notebook,
+    }
+    for name, text in sources.items():
+        for copy in ("score_items(", "decide_in_scope", "_lexical_bonus", "argsort(-final"):
+            assert copy not in text, f"{name} ranks on its own ({copy})"
+    assert "retriever.rank(" in sources["evaluate.py"]
+    assert "judge(" in sources["calibrate.py"] and "judge(" in sources["notebook"]
 
 
 @pytest.mark.st

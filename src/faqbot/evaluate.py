@@ -1,29 +1,53 @@
-"""Dev-set evaluation: R@1, R@3, MRR@10, off-topic rejection and wrong rejection, per language and channel."""
+"""Dev-data evaluation through `Retriever.rank` (exactly what `faqbot ask` does): ranking and answer levels.
+
+Figures are reported per split (tune: where constants are chosen; heldout: where they are judged) and language:
+- R@1, R@3, MRR@10 over covered questions, whatever the level;
+- precision of asserted answers (`match == "answer"` with the right entry first), over every question asserted;
+- the share of covered questions answered `none`;
+- the share of uncovered questions asserted: off-topic ones and hard negatives (near misses) apart.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
-import numpy as np
-
-from .devset import DevQuestion, load_devset  # noqa: F401 - re-exported for the CLI
-from .search import RankingParams, Retriever, clean_query
-from .text import to_simplified
+from .devset import DevQuestion, load_dev_data, load_devset, split_devset  # noqa: F401 - re-exported for the CLI
+from .search import Ranking, RankingParams, Retriever
 
 CHANNELS = ("final", "dense", "bm25")
 
 
 @dataclass
+class Judged:
+    """One dev question and what the ranking did with it."""
+
+    question: DevQuestion
+    ranking: Ranking
+    ids: list[str]  # the first ten item ids
+
+    @property
+    def rank(self) -> int | None:
+        return next((r for r, i in enumerate(self.ids, 1) if i in self.question.gold_ids), None)
+
+    @property
+    def right(self) -> bool:
+        return self.rank == 1
+
+
+@dataclass
 class Metrics:
-    n: int = 0
+    n: int = 0  # covered questions
     r1: float = 0.0
     r3: float = 0.0
     mrr10: float = 0.0
+    asserted: int = 0  # questions answered with match == "answer"
+    answer_precision: float = float("nan")
+    covered_none: float = float("nan")
+    covered_related: float = float("nan")
     n_offtopic: int = 0
-    offtopic_rejected: float = 0.0
-    wrongly_rejected: float = 0.0
+    offtopic_asserted: float = float("nan")
+    n_hard: int = 0
+    hard_asserted: float = float("nan")
     misses: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -38,60 +62,88 @@ def channel_params(base: RankingParams, channel: str) -> RankingParams:
     return base
 
 
-def evaluate(retriever: Retriever, questions: list[DevQuestion], channel: str = "final",
-             params: RankingParams | None = None, version: str = "latest") -> dict[str, Metrics]:
-    """Metrics keyed by 'all', 'zh', 'en'. Ranking is judged on in-scope questions whatever the decision."""
-    p = channel_params(params or retriever.params, channel)
-    mask = retriever.filter_mask(version)
-    buckets = {key: {"ranks": [], "rej_in": [], "rej_off": [], "misses": []} for key in ("all", "zh", "en")}
+def judge(retriever: Retriever, questions: list[DevQuestion], params: RankingParams | None = None,
+          version: str = "latest") -> list[Judged]:
+    out = []
     for dq in questions:
-        cleaned, _ = clean_query(dq.q)
-        if cleaned:
-            final, _, lex, oov = retriever.score_items(to_simplified(cleaned), p)
-            final = np.where(mask, final, -np.inf)
-            order = np.argsort(-final, kind="stable")
-            top = float(final[order[0]])
-            gap = top - float(final[order[1]])
-            in_scope = retriever.decide_in_scope(retriever.confidence(top, lex, oov, p), gap, p)
-        else:
-            order, in_scope, top = np.array([], dtype=int), False, 0.0
-        ids = [retriever.items[i].id for i in order[:10]]
-        for key in ("all", dq.lang):
-            b = buckets.setdefault(key, {"ranks": [], "rej_in": [], "rej_off": [], "misses": []})
-            if dq.offtopic:
-                b["rej_off"].append(not in_scope)
-            else:
-                rank = next((r for r, i in enumerate(ids, 1) if i in dq.gold_ids), None)
-                b["ranks"].append(rank)
-                b["rej_in"].append(not in_scope)
-                if key == "all" and (rank != 1 or not in_scope):
-                    b["misses"].append({"q": dq.q, "rank": rank, "in_scope": in_scope, "top": ids[:1], "score": round(top, 4), "gold": list(dq.gold_ids)})
-            if key == "all" and dq.offtopic and in_scope:
-                b["misses"].append({"q": dq.q, "offtopic_accepted": True, "top": ids[:1], "score": round(top, 4)})
-    out = {}
-    for key, b in buckets.items():
-        ranks = b["ranks"]
-        m = Metrics(n=len(ranks), n_offtopic=len(b["rej_off"]), misses=b["misses"])
-        if ranks:
-            m.r1 = sum(r == 1 for r in ranks) / len(ranks)
-            m.r3 = sum(r is not None and r <= 3 for r in ranks) / len(ranks)
-            m.mrr10 = sum(1 / r for r in ranks if r) / len(ranks)
-            m.wrongly_rejected = sum(b["rej_in"]) / len(ranks)
-        if b["rej_off"]:
-            m.offtopic_rejected = sum(b["rej_off"]) / len(b["rej_off"])
-        out[key] = m
+        ranking = retriever.rank(dq.q, version=version, params=params)
+        out.append(Judged(dq, ranking, [retriever.items[i].id for i in ranking.order[:10]]))
     return out
 
 
+def metrics(judged: list[Judged]) -> Metrics:
+    covered = [j for j in judged if j.question.gold_ids]
+    offtopic = [j for j in judged if j.question.offtopic and not j.question.hard_negative]
+    hard = [j for j in judged if j.question.hard_negative]
+    asserted = [j for j in judged if j.ranking.match == "answer"]
+    m = Metrics(n=len(covered), asserted=len(asserted), n_offtopic=len(offtopic), n_hard=len(hard))
+    if covered:
+        ranks = [j.rank for j in covered]
+        m.r1 = sum(r == 1 for r in ranks) / len(ranks)
+        m.r3 = sum(r is not None and r <= 3 for r in ranks) / len(ranks)
+        m.mrr10 = sum(1 / r for r in ranks if r) / len(ranks)
+        m.covered_none = sum(j.ranking.match == "none" for j in covered) / len(covered)
+        m.covered_related = sum(j.ranking.match == "related" for j in covered) / len(covered)
+    if asserted:
+        m.answer_precision = sum(j.right for j in asserted) / len(asserted)
+    if offtopic:
+        m.offtopic_asserted = sum(j.ranking.match == "answer" for j in offtopic) / len(offtopic)
+    if hard:
+        m.hard_asserted = sum(j.ranking.match == "answer" for j in hard) / len(hard)
+    for j in judged:
+        wrong_answer = j.ranking.match == "answer" and not j.right
+        refused = bool(j.question.gold_ids) and j.ranking.match == "none"
+        missed = bool(j.question.gold_ids) and not j.right
+        if wrong_answer or refused or missed:
+            m.misses.append({"q": j.question.q[:300], "kind": j.question.kind, "rank": j.rank, "match": j.ranking.match,
+                             "confidence": round(j.ranking.confidence, 3), "top": j.ids[:1],
+                             "gold": list(j.question.gold_ids), "near": j.question.near})
+    return m
+
+
+def evaluate(retriever: Retriever, questions: list[DevQuestion], channel: str = "final",
+             params: RankingParams | None = None, version: str = "latest") -> dict[str, Metrics]:
+    """Metrics keyed by 'all', 'zh', 'en' (levels are meaningful only for the 'final' channel)."""
+    judged = judge(retriever, questions, channel_params(params or retriever.params, channel), version)
+    return by_language(judged)
+
+
+def by_language(judged: list[Judged]) -> dict[str, Metrics]:
+    return {lang: metrics([j for j in judged if lang == "all" or j.question.lang == lang]) for lang in ("all", "zh", "en")}
+
+
+def evaluate_splits(retriever: Retriever, questions: list[DevQuestion], channel: str = "final",
+                    params: RankingParams | None = None) -> dict[str, dict[str, Metrics]]:
+    """{"tune": {...}, "heldout": {...}}: the same metrics on each side of the page split."""
+    p = channel_params(params or retriever.params, channel)
+    return {side: by_language(judge(retriever, qs, p)) for side, qs in split_devset(questions).items()}
+
+
+def _pct(x: float) -> str:
+    return "   n/a" if x != x else f"{x:6.3f}"
+
+
+def format_levels_table(results: dict[str, dict[str, Metrics]]) -> str:
+    """One line per split and language: ranking, then what the levels did."""
+    head = (f"{'split':<8} {'lang':<4} {'n':>4} {'R@1':>6} {'R@3':>6} {'MRR':>6} | {'asserted':>8} {'ans.prec':>8} "
+            f"{'cov.none':>8} {'cov.rel':>7} | {'off':>4} {'off.ans':>7} {'hard':>5} {'hard.ans':>8}")
+    lines = [head, "-" * len(head)]
+    for split, per_lang in results.items():
+        for lang in ("all", "zh", "en"):
+            m = per_lang[lang]
+            lines.append(f"{split:<8} {lang:<4} {m.n:>4} {m.r1:>6.3f} {m.r3:>6.3f} {m.mrr10:>6.3f} | {m.asserted:>8} "
+                         f"{_pct(m.answer_precision):>8} {_pct(m.covered_none):>8} {_pct(m.covered_related):>7} | "
+                         f"{m.n_offtopic:>4} {_pct(m.offtopic_asserted):>7} {m.n_hard:>5} {_pct(m.hard_asserted):>8}")
+    return "\n".join(lines)
+
+
 def format_table(results: dict[str, dict[str, Metrics]]) -> str:
-    head = f"{'channel':<8} {'lang':<4} {'n':>4} {'R@1':>6} {'R@3':>6} {'MRR@10':>7} {'off-topic rej.':>15} {'wrong rej.':>11}"
+    """Ranking only, per channel (the dense and BM25 channels have no calibrated levels)."""
+    head = f"{'channel':<8} {'lang':<4} {'n':>4} {'R@1':>6} {'R@3':>6} {'MRR@10':>7}"
     lines = [head, "-" * len(head)]
     for channel, per_lang in results.items():
         for lang in ("all", "zh", "en"):
             m = per_lang.get(lang)
-            if m is None:
-                continue
-            rej = "n/a" if channel == "bm25" else f"{m.offtopic_rejected:.3f} ({m.n_offtopic})"
-            wrong = "n/a" if channel == "bm25" else f"{m.wrongly_rejected:.3f}"
-            lines.append(f"{channel:<8} {lang:<4} {m.n:>4} {m.r1:>6.3f} {m.r3:>6.3f} {m.mrr10:>7.3f} {rej:>15} {wrong:>11}")
+            if m is not None:
+                lines.append(f"{channel:<8} {lang:<4} {m.n:>4} {m.r1:>6.3f} {m.r3:>6.3f} {m.mrr10:>7.3f}")
     return "\n".join(lines)

@@ -122,6 +122,27 @@ class LexicalIndex:
             return np.zeros(self.n_docs, dtype=np.float32), oov
         return np.asarray(self.bm25.get_scores(known), dtype=np.float32), oov
 
+    def coverage(self, query: str, doc: int) -> float:
+        """IDF-weighted share of the query's words that item `doc` contains.
+
+        An entry that answers a question mentions most of what it asks about; a near miss ("gradient
+        accumulation", "LoRA") lands on an entry that lacks the words that make the question specific."""
+        words = list(dict.fromkeys(tokenize(to_simplified(query))))
+        if not words:
+            return 0.0
+        scores = self.bm25.scores
+        indptr, indices = scores["indptr"], scores["indices"]
+        total = found = 0.0
+        for w in words:
+            t = self._vocab.get(w)
+            weight = self._unknown_idf if t is None else float(self._idf[t])
+            total += weight
+            if t is not None:
+                lo, hi = int(indptr[t]), int(indptr[t + 1])
+                if (indices[lo:hi] == doc).any():  # the documents containing word t
+                    found += weight
+        return found / total if total else 0.0
+
     @property
     def n_docs(self) -> int:
         return int(self.bm25.scores["num_docs"])

@@ -113,12 +113,18 @@ class SearchResult:
     in_scope: bool  # False: the FAQ has no answer; hits are then only suggestions
     hits: list[Hit] = field(default_factory=list)
     message: str = ""  # a note for the user (empty question, truncated paste, ...)
-    confidence: float = 0.0  # how sure the bot is that hits[0] answers the question (see search.RankingParams)
+    confidence: float = 0.0  # calibrated probability (0..1) that hits[0] answers the question (calibration.py)
+    match: str = ""  # "answer": hits[0] answers; "related": may help, not sure; "none": not covered ("" = from in_scope)
+
+    def __post_init__(self) -> None:
+        if not self.match:
+            self.match = ("answer" if self.hits else "related") if self.in_scope else "none"
 
     def to_dict(self) -> dict:
         out = {
             "query": self.query,
             "lang": self.lang,
+            "match": self.match,
             "in_scope": self.in_scope,
             "confidence": self.confidence,
             "answers": [h.to_dict() for h in self.hits],

@@ -7,7 +7,7 @@ bonus so a pasted error string can lift the right entry without letting common w
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,8 @@ from .embed import Embedder, load_embedder
 from .index import KIND_Q, FaqIndex
 from .lexical import LexicalIndex
 from .schema import LANGS, FaqItem, Hit, SearchResult
+from .calibration import Calibration, CalibrationError, load_calibration, uncalibrated
+from .paste import PasteSignal, paste_signal
 from .text import detect_lang, to_simplified
 
 MAX_QUERY_CHARS = 2000  # longer pastes are cut: the model reads ~512 tokens anyway
@@ -27,22 +29,43 @@ NEAR_DUPLICATE = 0.975  # cosine of two question vectors that ask the same thing
 
 @dataclass(frozen=True)
 class RankingParams:
-    """Fusion and no-answer settings, chosen by measurement on tests/data/devset.jsonl (docs/retrieval.md).
+    """Fusion settings, chosen on the tuning half of the dev data (docs/retrieval.md).
 
     Ranking: final = dense + lexical_weight * BM25/best-BM25 (only when the best BM25 reaches lexical_floor).
-    No answer: confidence = top final - oov_penalty * (share of query words unknown to the FAQ)
-                            + lexical_evidence * log(1 + best BM25); below min_confidence the FAQ has no answer.
+    A long paste is also scored by its error lines alone (minus segment_discount), and an item keeps the better.
+    The answer level comes from calibration.json (see calibration.py); `answer_at` overrides its threshold.
     """
 
-    lexical_weight: float = 0.10
+    lexical_weight: float = 0.15
     lexical_floor: float = 2.0
-    oov_penalty: float = 0.10
+    oov_penalty: float = 0.10  # the legacy confidence signal: top - oov_penalty*oov + lexical_evidence*log1p(bm25)
     lexical_evidence: float = 0.05
-    min_confidence: float = 1.06
-    min_gap: float = 0.0  # measured: the gap to the runner-up does not separate off-topic questions; off by default
-    dense_min_score: float = 0.889  # the same decision for the dense-only channel (eval side by side)
+    segment_discount: float = 0.0
+    answer_at: float | None = None  # None: the calibrated threshold
     use_dense: bool = True
     use_lexical: bool = True
+
+
+RANK_DEPTH = 50  # how many items a ranking keeps in order; k never exceeds it
+
+
+@dataclass
+class Ranking:
+    """One question ranked: the order of the items, the signals behind it, and the decision."""
+
+    query: str  # as asked
+    text: str  # what was scored: cleaned, Simplified Chinese
+    lang: str
+    order: np.ndarray  # item positions allowed by the filters, best first (at most RANK_DEPTH)
+    scores: np.ndarray  # final score of every item, -inf where the filters exclude it
+    signals: dict[str, float]
+    confidence: float  # calibrated probability that the first item answers the question
+    match: str  # "answer" | "related" | "none"
+    message: str = ""
+
+    @property
+    def in_scope(self) -> bool:
+        return self.match != "none"
 
 
 class QueryError(ValueError):
@@ -55,8 +78,14 @@ class Retriever:
     lexical: LexicalIndex
     embedder: Embedder
     params: RankingParams = field(default_factory=RankingParams)
+    calibration: Calibration | None = None
 
     def __post_init__(self):
+        if self.calibration is None:
+            try:
+                self.calibration = load_calibration()
+            except CalibrationError:
+                self.calibration = uncalibrated()
         self.items: list[FaqItem] = self.index.items
         self._pos = {it.id: i for i, it in enumerate(self.items)}
         self._versions = np.array([VERSION_ORDER.get(it.version, 9) for it in self.items])
@@ -79,9 +108,8 @@ class Retriever:
         embedder = load_embedder(settings.model)
         index, lexical = _load_or_build_lexical(settings, embedder, rebuild=bool(rebuild))
         p = params or RankingParams()
-        overrides = {k: v for k, v in (("min_confidence", settings.min_confidence), ("min_gap", settings.min_gap)) if v is not None}
-        if overrides:
-            p = RankingParams(**{**p.__dict__, **overrides})
+        if settings.min_confidence is not None:  # FAQBOT_MIN_CONFIDENCE: the confidence an asserted answer needs
+            p = replace(p, answer_at=settings.min_confidence)
         return cls(index, lexical, embedder, p)
 
     @property
@@ -101,38 +129,6 @@ class Retriever:
         with self._lock:
             return self.embedder.embed_queries([text])[0]
 
-    def score_items(self, query: str, params: RankingParams | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """(final, dense, lexical) score of every item and the unknown-word share, for a cleaned query."""
-        p = params or self.params
-        n = len(self.items)
-        dense = np.zeros(n, dtype=np.float32)
-        lex, oov = np.zeros(n, dtype=np.float32), 0.0
-        if p.use_dense:
-            dense = self.index.item_scores(self._embed(query))
-        if p.use_lexical:
-            lex, oov = self.lexical.evidence(query)
-        if p.use_dense and p.use_lexical:
-            final = dense + p.lexical_weight * _lexical_bonus(lex, p.lexical_floor)
-        elif p.use_dense:
-            final = dense
-        else:
-            final = lex
-        return final, dense, lex, oov
-
-    @staticmethod
-    def confidence(top: float, lex: np.ndarray, oov: float, p: RankingParams) -> float:
-        if not p.use_lexical:
-            return top
-        best_lex = float(lex.max()) if lex.size else 0.0
-        return top - p.oov_penalty * oov + p.lexical_evidence * float(np.log1p(max(best_lex, 0.0)))
-
-    @staticmethod
-    def decide_in_scope(confidence: float, gap: float, p: RankingParams) -> bool:
-        if not p.use_dense:
-            return confidence > 0  # BM25 alone has no calibrated notion of "no answer"
-        threshold = p.min_confidence if p.use_lexical else p.dense_min_score
-        return confidence >= threshold and gap >= p.min_gap
-
     def filter_mask(self, version: str = "latest", component: str | None = None) -> np.ndarray:
         """Which items a search with these filters may return."""
         if version not in VERSION_CHOICES:
@@ -147,6 +143,53 @@ class Retriever:
             mask &= self._components == component
         return mask
 
+    # -- the ranking decision: the one place that orders items and decides answer / related / none ----------
+    def rank(
+        self,
+        query: str,
+        version: str = "latest",
+        component: str | None = None,
+        params: RankingParams | None = None,
+    ) -> Ranking:
+        """Order the items for a question and decide how sure the bot may be.
+
+        Search, eval, calibration and the notebook all call this, so a figure measured on the dev set is
+        exactly what `faqbot ask` does.
+        """
+        p = params or self.params
+        cleaned, message = clean_query(query)
+        lang = detect_lang(cleaned)
+        mask = self.filter_mask(version, component)
+        n = len(self.items)
+        if not cleaned:
+            return Ranking(query, "", lang, np.array([], dtype=int), np.full(n, -np.inf, np.float32), {}, 0.0, "none", message)
+        text = to_simplified(cleaned)
+        signal = paste_signal(to_simplified(_keep_lines(query)))  # line structure tells a traceback from prose
+        dense = np.zeros(n, dtype=np.float32)
+        lex, oov = np.zeros(n, dtype=np.float32), 0.0
+        if p.use_dense:
+            dense = self.index.item_scores(self._embed(signal.dense_text))
+            if signal.segments:  # a long paste: each item also scored by the best of its error segments
+                seg = self.index.item_scores(self._embed(signal.segments_text))
+                dense = np.maximum(dense, seg - p.segment_discount)
+        if p.use_lexical:
+            lex, oov = self.lexical.evidence(signal.lexical_text)
+        if p.use_dense and p.use_lexical:
+            final = dense + p.lexical_weight * _lexical_bonus(np.where(mask, lex, 0.0), p.lexical_floor)
+        elif p.use_dense:
+            final = dense
+        else:
+            final = lex.astype(np.float32)
+        final = np.where(mask, final, -np.inf).astype(np.float32)
+        order = np.argsort(-final, kind="stable")[:RANK_DEPTH]
+        order = order[np.isfinite(final[order])]
+        if not len(order):
+            none = "没有符合这些筛选条件的 FAQ 条目。" if lang == "zh" else "No FAQ entry matches these filters."
+            return Ranking(query, text, lang, order, final, {}, 0.0, "none", message or none)
+        signals = _signals(final, dense, lex, oov, order, mask, signal, p, self.lexical)
+        confidence, match = self.calibration.decide(signals, p.answer_at)
+        return Ranking(query, text, lang, order, final, signals, confidence, match, message)
+
     def search(
         self,
         query: str,
@@ -155,27 +198,11 @@ class Retriever:
         component: str | None = None,
         params: RankingParams | None = None,
     ) -> SearchResult:
-        p = params or self.params
-        cleaned, message = clean_query(query)
-        lang = detect_lang(cleaned)
-        if not cleaned:
-            return SearchResult(query=query, lang=lang, in_scope=False, hits=[], message=message)
-        final, dense, lex, oov = self.score_items(to_simplified(cleaned), p)
-        mask = self.filter_mask(version, component)
-        final = np.where(mask, final, -np.inf)
+        ranking = self.rank(query, version, component, params)
         k = max(1, int(k))
-        order = np.argsort(-final, kind="stable")[: max(k, 2)]
-        order = [i for i in order if np.isfinite(final[i])]
-        if not order:
-            none = "没有符合这些筛选条件的 FAQ 条目。" if lang == "zh" else "No FAQ entry matches these filters."
-            return SearchResult(query=query, lang=lang, in_scope=False, hits=[], message=message or none)
-        top = float(final[order[0]])
-        gap = top - (float(final[order[1]]) if len(order) > 1 else 0.0)
-        confidence = self.confidence(top, lex, oov, p)
-        in_scope = self.decide_in_scope(confidence, gap, p)
-        hits = [Hit(item=self.items[i], score=float(final[i]), lang=lang) for i in order[:k]]
-        return SearchResult(query=query, lang=lang, in_scope=in_scope, hits=hits, message=message,
-                            confidence=round(confidence, 4))
+        hits = [Hit(item=self.items[i], score=float(ranking.scores[i]), lang=ranking.lang) for i in ranking.order[:k]]
+        return SearchResult(query=query, lang=ranking.lang, in_scope=ranking.match != "none", hits=hits,
+                            message=ranking.message, confidence=round(ranking.confidence, 4), match=ranking.match)
 
     def related(self, item_id: str, lang: str, k: int = 3, version: str = "latest", component: str | None = None) -> list[Hit]:
         """Other entries close to this one: what a reader of this answer may ask next, within the same
@@ -220,12 +247,41 @@ def clean_query(query: str | None) -> tuple[str, str]:
     return text, ""
 
 
+def _keep_lines(query: str) -> str:
+    """The query cut like clean_query does, but with its line breaks, which paste_signal reads."""
+    lines = [" ".join(line.split()) for line in (query or "").splitlines()]
+    return "\n".join(line for line in lines if line)[:MAX_QUERY_CHARS]
+
+
 def _lexical_bonus(lex: np.ndarray, floor: float) -> np.ndarray:
     """BM25 mapped to 0..1 relative to the best item, zero where the evidence is only common words."""
     best = float(lex.max()) if lex.size else 0.0
     if best < floor:
         return np.zeros_like(lex)
     return np.clip(lex / best, 0.0, 1.0)
+
+
+def _signals(final: np.ndarray, dense: np.ndarray, lex: np.ndarray, oov: float, order: np.ndarray, mask: np.ndarray,
+             signal: PasteSignal, p: RankingParams, lexical: LexicalIndex) -> dict[str, float]:
+    """The evidence the calibration weighs: how high and how clear the first item is, and how lexical."""
+    first = int(order[0])
+    top = float(final[first])
+    second = float(final[order[1]]) if len(order) > 1 else 0.0
+    allowed_lex = np.where(mask, lex, 0.0)
+    best_lex = float(allowed_lex.max()) if allowed_lex.size else 0.0
+    lex_log = float(np.log1p(max(best_lex, 0.0)))
+    return {
+        "top": top,
+        "dense_top": float(dense[first]),
+        "gap": top - second,
+        "oov": float(oov),
+        "lex_log": lex_log,
+        "lex_share": float(lex[first] / best_lex) if best_lex > 0 else 0.0,
+        "legacy": top - p.oov_penalty * oov + p.lexical_evidence * lex_log,
+        "paste": float(signal.is_paste),
+        "length": float(np.log1p(len(signal.dense_text))),
+        "cover": lexical.coverage(signal.lexical_text, first) if p.use_lexical else 0.0,
+    }
 
 
 def _question_key(text: str) -> str:

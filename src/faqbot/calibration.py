@@ -1,0 +1,96 @@
+"""From ranking signals to a calibrated confidence and an answer level.
+
+Two small logistic models over the signals of `Retriever.rank`:
+- `answer`: the probability that the first entry answers the question. This is the `confidence` users see.
+- `scope`: the probability that the FAQ covers the question at all; below `none_at` the reply is "not covered".
+
+The coefficients and the two thresholds are fit by `scripts/calibrate.py` on the tuning half of the dev data only
+(tests/data/*.jsonl, split by FAQ page) and stored in calibration.json beside this file; `faqbot eval` reports on the
+other half.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+LEVELS = ("answer", "related", "none")
+
+
+@dataclass(frozen=True)
+class Logistic:
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+
+    def prob(self, signals: dict[str, float]) -> float:
+        z = self.intercept
+        for name, mu, sd, w in zip(self.features, self.mean, self.scale, self.coef):
+            z += w * (float(signals.get(name, 0.0)) - mu) / sd
+        z = max(-40.0, min(40.0, z))
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def to_json(self) -> dict:
+        return {"features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
+                "coef": list(self.coef), "intercept": self.intercept}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Logistic":
+        n = len(d["features"])
+        if not (len(d["mean"]) == len(d["scale"]) == len(d["coef"]) == n):
+            raise ValueError("feature, mean, scale and coef lengths differ")
+        scale = tuple(float(s) or 1.0 for s in d["scale"])
+        return cls(tuple(d["features"]), tuple(map(float, d["mean"])), scale, tuple(map(float, d["coef"])), float(d["intercept"]))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    answer: Logistic
+    scope: Logistic
+    answer_at: float  # confidence at or above: "answer"
+    none_at: float  # scope probability below: "none"
+    model: str = ""
+    note: str = ""
+
+    def decide(self, signals: dict[str, float], answer_at: float | None = None) -> tuple[float, str]:
+        """(confidence that the first entry answers, level)."""
+        confidence = self.answer.prob(signals)
+        if self.scope.prob(signals) < self.none_at:
+            return confidence, "none"
+        threshold = self.answer_at if answer_at is None else answer_at
+        return confidence, ("answer" if confidence >= threshold else "related")
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "note": self.note, "answer_at": self.answer_at, "none_at": self.none_at,
+                "answer": self.answer.to_json(), "scope": self.scope.to_json()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Calibration":
+        return cls(Logistic.from_json(d["answer"]), Logistic.from_json(d["scope"]), float(d["answer_at"]),
+                   float(d["none_at"]), d.get("model", ""), d.get("note", ""))
+
+    def save(self, path: Path = CALIBRATION_FILE) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+class CalibrationError(Exception):
+    """The calibration file is missing or unreadable."""
+
+
+def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration:
+    try:
+        return Calibration.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CalibrationError(f"cannot read the confidence calibration {path}: {exc}; "
+                               "reinstall faqbot or run `python scripts/calibrate.py --write`") from None
+
+
+def uncalibrated() -> Calibration:
+    """A placeholder used until scripts/calibrate.py has written calibration.json: the legacy rule as a logistic."""
+    legacy = Logistic(("legacy",), (1.06,), (0.02,), (1.0,), 0.0)
+    return Calibration(answer=legacy, scope=legacy, answer_at=0.5, none_at=0.5, note="uncalibrated placeholder")
