@@ -31,6 +31,9 @@ LABELS: dict[str, dict[str, str]] = {
         "related_click": "Related questions are below; click one to ask it.",
         "other_matches": "Other matches",
         "not_covered": "This question is not covered by the MindSpore FAQ.",
+        "maybe": "🔎 May be related · 可能相关",
+        "maybe_note": "No FAQ entry surely answers this; the closest one is below. Check that it fits your case.",
+        "maybe_more": "Other entries that may help:",
         "closest": "The closest questions in the FAQ are:",
         "closest_click": "The closest questions in the FAQ are below; click one to ask it.",
         "no_closest": "Try asking about MindSpore installation, training, inference or one of its tools.",
@@ -51,6 +54,9 @@ LABELS: dict[str, dict[str, str]] = {
         "related_click": "相关问题见下方，点击即可提问。",
         "other_matches": "其他匹配",
         "not_covered": "MindSpore FAQ 中没有涵盖这个问题。",
+        "maybe": "🔎 可能相关 · May be related",
+        "maybe_note": "FAQ 中没有确定能回答这个问题的条目；下面是最接近的一条，请确认是否符合你的情况。",
+        "maybe_more": "其他可能有帮助的条目：",
         "closest": "FAQ 中最接近的问题：",
         "closest_click": "下面是 FAQ 中最接近的问题，点击即可提问。",
         "no_closest": "可以问问 MindSpore 的安装、训练、推理或周边工具相关的问题。",
@@ -65,15 +71,11 @@ _CONFIDENCE_MARK = {"high": "🟢", "medium": "🟡", "low": "🟠"}
 
 @dataclass(frozen=True)
 class Bands:
-    """Thresholds of the confidence indicator on `SearchResult.confidence` (answers start at min_confidence).
+    """Levels of the confidence indicator on `SearchResult.confidence`, a calibrated probability that the
+    first entry answers the question (calibration.py): high means right at least 9 times in 10."""
 
-    Defaults measured on tests/data/devset.jsonl (default model, version "all", min_confidence 1.06): of the
-    287 answered questions, those at >= 1.12 had the right entry first 96-100% of the time (248), 1.09-1.12
-    88% (24), 1.06-1.09 67% (15). The lead re-calibrates when the ranking changes.
-    """
-
-    high: float = 1.12
-    medium: float = 1.09
+    high: float = 0.90
+    medium: float = 0.70
 
 
 DEFAULT_BANDS = Bands()
@@ -299,7 +301,10 @@ def _one_line(text: str) -> str:
 def suggestions(result: SearchResult, related: Sequence[Hit] = (), limit: int = 4) -> list[str]:
     """Questions to offer next: related entries (then the runners-up) after an answer, the nearest entries
     after an off-topic one; each once, never the answered question itself."""
-    if result.in_scope:
+    if result.match == "related":  # the best entry is shown; the runners-up are the likeliest alternatives
+        pool = [*result.hits[1:], *related]
+        seen = {_one_line(result.hits[0].entry.question)} if result.hits else set()
+    elif result.in_scope:
         pool = [*related, *result.hits[1:]]
         seen = {_one_line(result.hits[0].entry.question)} if result.hits else set()
     else:
@@ -322,7 +327,7 @@ def _meta_line(hit: Hit, lang: str, confidence: float, bands: Bands) -> str:
     L = labels(lang)
     level = confidence_level(confidence, bands)
     parts = [
-        f"{_CONFIDENCE_MARK[level]} **{L['confidence']}:** {L[level]}",
+        f"{_CONFIDENCE_MARK[level]} **{L['confidence']}:** {L[level]} ({confidence:.2f})",
         f"**{L['version']}:** {hit.item.version}",
         f"**{L['component']}:** {hit.item.component}",
     ]
@@ -374,7 +379,11 @@ def render_markdown(
     lines = _notes(result)
     if not result.query.strip() and not result.hits:
         return "\n".join(lines + [L["empty"]]).strip()
-    if result.in_scope and result.hits:
+    if result.match == "related" and result.hits:
+        lines += [f"**{L['maybe']}**", "", f"*{L['maybe_note']}*", "",
+                  render_answer_markdown(result.hits[0], result.lang, result.confidence, bands)]
+        heading = L["maybe_more"]
+    elif result.in_scope and result.hits:
         lines.append(render_answer_markdown(result.hits[0], result.lang, result.confidence, bands))
         heading = L["related"]
     else:
@@ -415,6 +424,8 @@ def render_text(result: SearchResult, bands: Bands = DEFAULT_BANDS, related: Seq
         top = result.hits[0]
         level = confidence_level(result.confidence, bands)
         title = _one_line(top.entry.question)
+        if result.match == "related":
+            out += [L["maybe"], L["maybe_note"], ""]
         out += [title, "=" * min(72, max(10, _display_width(title)))]
         if top.fallback:
             out += [L["fallback"], ""]

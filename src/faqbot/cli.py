@@ -626,38 +626,56 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _add_eval(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("eval", help="measure retrieval on the dev set (R@1, R@3, MRR@10, rejection)")
-    p.add_argument("--devset", type=Path, default=None, help="JSONL dev set (default tests/data/devset.jsonl)")
+    p = subparsers.add_parser("eval", help="measure retrieval and answer levels on the held-out dev data")
+    p.add_argument("--devset", type=Path, action="append", default=None,
+                   help="JSONL dev file (repeatable; default: every tests/data/devset*.jsonl)")
+    p.add_argument("--split", choices=("heldout", "tune", "both", "all"), default="heldout",
+                   help="which side of the page split to report (default heldout: no constant was chosen on it; "
+                        "'all' ignores the split)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--misses", action="store_true", help="also list the questions the final ranking got wrong")
     _add_model_options(p)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from faqbot.evaluate import CHANNELS, evaluate, format_table, load_devset
+    from faqbot.evaluate import (CHANNELS, by_language, evaluate, format_levels_table, format_table, judge,
+                                 load_dev_data, load_devset, split_devset)
 
-    devset = args.devset or Path(__file__).resolve().parents[2] / "tests" / "data" / "devset.jsonl"
-    if not devset.is_file():
-        return _fail(f"dev set {devset} not found; pass --devset PATH")
+    paths = args.devset or None
+    for devset in paths or []:
+        if not devset.is_file():
+            return _fail(f"dev set {devset} not found; pass --devset PATH")
     try:
-        questions = load_devset(devset)
+        questions = [q for d in paths for q in load_devset(d)] if paths else load_dev_data()
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        return _fail(f"{devset} is not a dev set ({type(exc).__name__}: {str(exc)[:80]}); give a JSONL file with one "
-                     'object per line such as {"q": "...", "lang": "en", "gold_ids": ["..."]}')
+        return _fail(f"{paths[0] if paths else 'tests/data'} is not a dev set ({type(exc).__name__}: {str(exc)[:80]}); "
+                     'give a JSONL file with one object per line such as {"q": "...", "lang": "en", "gold_ids": ["..."]}')
     if not questions:
-        return _fail(f"{devset} has no questions; give a JSONL dev set such as tests/data/devset.jsonl")
+        return _fail("the dev set has no questions; give a JSONL dev set such as tests/data/devset.jsonl")
     retriever, error = _load_retriever(args)
     if error:
         return _fail(error)
-    results = {ch: evaluate(retriever, questions, ch) for ch in CHANNELS}
+    splits = split_devset(questions)
+    chosen = {"heldout": ["heldout"], "tune": ["tune"], "both": ["tune", "heldout"], "all": ["all"]}[args.split]
+    judged = {side: judge(retriever, questions if side == "all" else splits[side]) for side in chosen}
+    levels = {side: by_language(j) for side, j in judged.items()}
+    report_on = questions if args.split == "all" else [q for side in chosen for q in splits[side]]
+    channels = {ch: evaluate(retriever, report_on, ch) for ch in CHANNELS}
     if args.json:
-        print(json.dumps({ch: {lang: m.as_dict() for lang, m in r.items()} for ch, r in results.items()}, indent=2))
-    else:
-        print(f"dev set: {devset} ({len(questions)} questions), model: {retriever.embedder.name}")
-        print(format_table(results))
-        if args.misses:
-            for miss in results["final"]["all"].misses:
-                print(json.dumps(miss, ensure_ascii=False))
+        print(json.dumps({"levels": {s: {lang: m.as_dict() for lang, m in r.items()} for s, r in levels.items()},
+                          "channels": {ch: {lang: m.as_dict() for lang, m in r.items()} for ch, r in channels.items()}},
+                         indent=2))
+        return 0
+    sources = sorted({q.source for q in questions})
+    print(f"dev data: {', '.join(sources)} ({len(questions)} questions; split by FAQ page: "
+          f"tune {len(splits['tune'])}, heldout {len(splits['heldout'])}), model: {retriever.embedder.name}")
+    print(format_levels_table(levels))
+    print("\nranking by channel on the same questions (levels are calibrated for 'final' only):")
+    print(format_table(channels))
+    if args.misses:
+        for side, per_lang in levels.items():
+            for miss in per_lang["all"].misses:
+                print(json.dumps({"split": side, **miss}, ensure_ascii=False))
     return 0
 
 

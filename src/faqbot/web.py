@@ -248,6 +248,7 @@ class FaqChat:
             "score": result.confidence if top else None,
             "lang": result.lang,
             "in_scope": result.in_scope,
+            "level": result.match,
         }
         return "", history, answers
 
