@@ -147,16 +147,20 @@ def web_app(retriever, tmp_path_factory):
     from types import SimpleNamespace
 
     from faqbot.config import Settings
+    from faqbot.feedback import FeedbackStore
     from faqbot.web import build_app, launch_options
 
     db = tmp_path_factory.mktemp("feedback") / "feedback.sqlite3"
-    demo = build_app(retriever, Settings(feedback_db=db))
+    settings = Settings(feedback_db=db)
+    store = FeedbackStore.from_settings(settings)  # writes go through a background queue: tests flush() before reading
+    demo = build_app(retriever, settings, store=store)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
-    yield SimpleNamespace(url=demo.local_url, db=db, demo=demo)
+    yield SimpleNamespace(url=demo.local_url, db=db, demo=demo, store=store)
     demo.close()
+    store.close()
 
 
 @pytest.fixture(scope="session")

@@ -127,8 +127,9 @@ def test_off_topic_question_offers_closest_questions_and_is_logged(page, web_app
     bot = page.locator(BOT).last
     assert "MindSpore FAQ 中没有涵盖这个问题" in bot.inner_text()
     assert 2 <= page.locator(".options .option").count() <= 4
+    assert web_app.store.flush(10)  # logged off the request path: wait for the writer
     rows = _rows(web_app.db, "SELECT vote, in_scope, lang FROM feedback WHERE question = ?", question)
-    assert rows == [(0, 0, "zh")]  # logged before the reply is sent
+    assert rows == [(0, 0, "zh")]
 
 
 def test_first_screen_has_intro_bilingual_examples_and_filters(page, web_app):
@@ -178,3 +179,18 @@ def test_ten_thousand_character_paste_gets_a_reply_and_the_chat_stays_usable(pag
     _ask(page, EN_Q)
     assert page.locator(BOT).count() == 2
     assert page.locator(BOT).last.get_by_role("link", name="Docs page").count() == 1
+
+
+def test_related_reply_shows_its_best_entry_expanded_under_a_clear_header(page, web_app, retriever):
+    question = "ImportError: cannot import name 'Cell' from 'mindspore.nn.layer' after upgrading"
+    expected = retriever.search(question)
+    assert expected.match == "related", "precondition: the FAQ has no sure answer to this error"
+    _ask(page, question)
+    bot = page.locator(BOT).last
+    text = bot.inner_text()
+    assert "May be related · 可能相关" in text
+    assert "not covered" not in text
+    title = bot.locator("h3").first.inner_text().strip()
+    assert title == " ".join(expected.hits[0].entry.question.split()).replace("`", "")
+    assert "Confidence:" in text  # the best entry is shown in full, with its confidence level
+    assert 2 <= page.locator(".options .option").count() <= 4  # the other entries, one click away

@@ -56,6 +56,7 @@ def test_off_topic_question_via_ask_is_honest_and_logged(client, web_app):
     question = "What is the best pizza topping in Naples?"
     md = client.predict(question, api_name="/ask")
     assert "not covered by the MindSpore FAQ" in md
+    assert web_app.store.flush(10)
     rows = sqlite3.connect(web_app.db).execute("SELECT vote, in_scope, lang FROM feedback WHERE question = ?", (question,)).fetchall()
     assert rows == [(0, 0, "en")]
 
