@@ -96,6 +96,14 @@ class Replica:
                 raise RuntimeError(f"replica {self.name} not healthy after {timeout:.0f} s:\n{self.tail()}")
             time.sleep(0.3)
 
+    def rss_mb(self) -> float | None:
+        """Resident memory of the replica (Linux /proc), in MB."""
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+        return None
+
     def tail(self, n: int = 3000) -> str:
         self._log.flush()
         return self.log_path.read_text(errors="replace")[-n:]
@@ -126,7 +134,7 @@ def nginx_binary() -> str | None:
 
 def render_site(upstreams: list[str], listen: str) -> str:
     """deploy/faqbot.conf.template filled in as the official nginx image would from its environment."""
-    servers = " ".join(f"server {address} max_fails=1 fail_timeout=10s;" for address in upstreams)
+    servers = " ".join(f"server {address} max_fails=3 fail_timeout=5s;" for address in upstreams)
     return TEMPLATE.read_text(encoding="utf-8").replace("${FAQBOT_UPSTREAM_SERVERS}", servers).replace(
         "${NGINX_PORT}", listen)
 
@@ -175,6 +183,10 @@ http {{
 
     def access_log(self) -> list[str]:
         path = self.folder / "access.log"
+        return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+    def error_log(self) -> list[str]:
+        path = self.folder / "error.log"
         return path.read_text(errors="replace").splitlines() if path.exists() else []
 
     def stop(self) -> None:
@@ -274,6 +286,8 @@ def run_load(port: int, *, clients: int = 16, seconds: float = 20.0, vote_every:
                 call = Call(kind, t0, time.monotonic(), 0, None, session, error=f"{type(e).__name__}: {e}")
             with lock:
                 result.calls.append(call)
+            if not call.ok:
+                time.sleep(0.05)  # a client backs off a little after an error, rather than spinning
         conn.close()
 
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
@@ -372,6 +386,14 @@ def kill_scenario(c: Cluster, *, seconds: float, kill_after: float, clients: int
         # the first request sent after the killed replica was gone, answered (by the survivor): kill -> answer
         "survivor_first_answer_after_kill_ms": round((after[0].end - kill_at) * 1000, 1) if after else None,
         "survivor_p50_after_kill_ms": _pct([call.end - call.start for call in after], 50),
+        # answers keep coming: the first completed after the kill, and the longest pause between two completed
+        # answers in the 5 s after the kill, beside the same measure for the 5 s before it
+        "first_answer_completed_after_kill_ms": next(
+            (round((call.end - kill_at) * 1000, 1) for call in sorted(result.ok(), key=lambda c: c.end)
+             if call.end > kill_at), None),
+        "longest_pause_between_answers_after_kill_ms": _longest_pause(result, kill_at, kill_at + 5),
+        "longest_pause_between_answers_before_kill_ms": _longest_pause(result, kill_at - 5, kill_at),
+        "nginx_error_log": [line.split("] ", 1)[-1][:300] for line in c.pair.error_log()[-6:]],
         "answers_after_kill_by": sorted({ids.get((call.replica or "").rsplit("-", 1)[-1], "?")
                                          for call in after if call.kind == "vote"}),
         "_result": result,
@@ -388,7 +410,17 @@ def throughput_phase(c: Cluster, *, seconds: float, clients: int = 16) -> dict:
                       "replicas_answering": len(replicas),
                       "p50_ms": _pct([call.end - call.start for call in r.ok()], 50),
                       "p99_ms": _pct([call.end - call.start for call in r.ok()], 99)}
+    out["rss_mb"] = {"a": c.a.rss_mb(), "b": c.b.rss_mb()}
     return out
+
+
+def _longest_pause(result: LoadResult, start: float, end: float) -> float | None:
+    """The longest time in [start, end] during which no request was answered successfully, in ms."""
+    ends = sorted(call.end for call in result.ok() if start <= call.end <= end)
+    if not ends:
+        return None
+    marks = [start, *ends, end]
+    return round(max(b - a for a, b in zip(marks, marks[1:])) * 1000, 1)
 
 
 def _pct(values: list[float], p: float) -> float | None:
@@ -401,11 +433,15 @@ def _pct(values: list[float], p: float) -> float | None:
 def print_report(report: dict) -> None:
     t = report["throughput"]
     k = report["kill"]
+    if "load_average_1m" in report:
+        print(f"machine: {report['cpus']} CPUs, 1-minute load average {report['load_average_1m']} at the end "
+              "(other processes included)")
     print(f"/api/search, {report['clients']} clients, distinct questions, {report['seconds']:.0f} s per phase, through nginx:")
     for label in ("1_replica", "2_replicas"):
         row = t[label]
         print(f"  {label.replace('_', ' '):<11} {row['req_per_s']:>7.1f} req/s   p50 {row['p50_ms']} ms   "
               f"p99 {row['p99_ms']} ms   errors {row['errors']}   replicas answering {row['replicas_answering']}")
+    print(f"  memory per replica after the load (RSS): a {t['rss_mb']['a']} MB, b {t['rss_mb']['b']} MB")
     print(f"SIGKILL of one replica {k['kill_after_s']:.0f} s into {k['seconds']:.0f} s of searches + votes "
           f"({k['clients']} clients):")
     print(f"  requests {k['requests']}, searches answered {k['searches_ok']}")
@@ -414,9 +450,12 @@ def print_report(report: dict) -> None:
           f"acknowledged but missing from the database {k['votes_acknowledged_lost']}")
     print(f"  errors {k['errors']} (searches {k['errors_by_kind']['search']}, votes {k['errors_by_kind']['vote']}), "
           f"of them in flight at the kill {k['errors_in_flight_at_kill']}")
-    print(f"  the killed process took {k['kill_teardown_ms']} ms to go; the survivor answered the first request sent "
-          f"after that {k['survivor_first_answer_after_kill_ms']} ms after the SIGKILL (p50 after the kill "
-          f"{k['survivor_p50_after_kill_ms']} ms)")
+    print(f"  the killed process took {k['kill_teardown_ms']} ms to go; answers kept coming: the first completed "
+          f"{k['first_answer_completed_after_kill_ms']} ms after the SIGKILL, longest pause between answers "
+          f"{k['longest_pause_between_answers_after_kill_ms']} ms in the 5 s after it "
+          f"({k['longest_pause_between_answers_before_kill_ms']} ms in the 5 s before)")
+    print(f"  the first request sent after the kill was answered {k['survivor_first_answer_after_kill_ms']} ms after "
+          f"the SIGKILL (p50 latency after the kill {k['survivor_p50_after_kill_ms']} ms)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -448,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             kill = kill_scenario(c, seconds=args.kill_seconds, kill_after=args.kill_seconds / 3, clients=args.clients)
         kill.pop("_result")
         report = {"clients": args.clients, "seconds": args.seconds, "throughput": throughput, "kill": kill,
-                  "cpus": os.cpu_count()}
+                  "cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
         if args.json:
             print(json.dumps(report, indent=2))
         else:

@@ -111,7 +111,7 @@ def test_the_only_errors_are_requests_in_flight_at_the_kill(killed):
     errors = result.errors()
     assert all(result.in_flight_at_kill(call) for call in errors), [
         (round(call.start - result.kill_at, 3), round(call.end - result.kill_at, 3), call.kind, call.status, call.error)
-        for call in errors if not result.in_flight_at_kill(call)]
+        for call in errors if not result.in_flight_at_kill(call)][:10] + killed["nginx_error_log"]
     assert len(errors) <= CLIENTS  # at most one in flight per client
     assert killed["errors"] == len(errors)  # counted in the report
 
