@@ -621,9 +621,11 @@ class AppProcess:
         out = {}
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key in ("VmHWM", "VmRSS"):
+            if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
                 out[key] = round(int(value.split()[0]) / 1024, 1)
-        return {"peak_rss_mb": out.get("VmHWM"), "rss_mb": out.get("VmRSS")}
+        # RssFile is mostly the model's weight file, mapped once per instance and paged in as new tokens are seen
+        return {"peak_rss_mb": out.get("VmHWM"), "rss_mb": out.get("VmRSS"), "rss_anon_mb": out.get("RssAnon"),
+                "rss_file_mb": out.get("RssFile")}
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -645,9 +647,26 @@ class AskError(Exception):
     pass
 
 
+_ASK_PARAMS: dict[tuple[str, int], int] = {}
+
+
+def ask_params(conn: http.client.HTTPConnection) -> int:
+    """How many parameters `/ask` takes (optional ones were added after question, version, component)."""
+    key = (conn.host, conn.port)
+    if key not in _ASK_PARAMS:
+        info = http.client.HTTPConnection(conn.host, conn.port, timeout=REQUEST_TIMEOUT)
+        try:
+            info.request("GET", "/gradio_api/info")
+            _ASK_PARAMS[key] = len(json.loads(info.getresponse().read())["named_endpoints"]["/ask"]["parameters"])
+        finally:
+            info.close()
+    return _ASK_PARAMS[key]
+
+
 def ask_http(conn: http.client.HTTPConnection, question: str) -> str:
     """One `/ask` round trip the plain-HTTP way: POST the call, then read its event stream to `complete`."""
-    body = json.dumps({"data": [question, "latest", ""]}).encode("utf-8")
+    data = [question, "latest", ""]
+    body = json.dumps({"data": data + [None] * (ask_params(conn) - len(data))}).encode("utf-8")
     conn.request("POST", APP_ASK, body=body, headers={"Content-Type": "application/json"})
     resp = conn.getresponse()
     payload = resp.read()
@@ -1359,7 +1378,8 @@ def bench_soak(minutes: float, clients: int, interval: float, warmup: float, end
                 done, errs = run.done, len(run.errors)
             mem = app.memory_mb()
             rows.append({"t_s": round(now - started, 1), "req_per_s": round((done - last_done) / (now - last_t), 2),
-                         "errors_so_far": errs, "rss_mb": mem["rss_mb"], "load": uptime_load()[0]})
+                         "errors_so_far": errs, "rss_mb": mem["rss_mb"], "rss_anon_mb": mem["rss_anon_mb"],
+                         "rss_file_mb": mem["rss_file_mb"], "load": uptime_load()[0]})
             log(f"soak {rows[-1]}")
             last_done, last_t = done, now
         for t in threads:
@@ -1374,17 +1394,19 @@ def bench_soak(minutes: float, clients: int, interval: float, warmup: float, end
     return {"endpoint": API_SEARCH if endpoint == "api" else APP_ASK, "clients": clients, "minutes": minutes,
             "interval_s": interval, "warmup_s": warmup, "intervals": rows, "errors": errors, "latency": latency,
             "throughput_change_pct": change(first["req_per_s"], last["req_per_s"]),
-            "rss_change_pct": change(first["rss_mb"], last["rss_mb"]), "machine": machine()}
+            "rss_change_pct": change(first["rss_mb"], last["rss_mb"]),
+            "rss_anon_change_pct": change(first.get("rss_anon_mb"), last.get("rss_anon_mb")), "machine": machine()}
 
 
 def print_soak(rep: dict) -> None:
     print(f"soak: {rep['clients']} clients on {rep['endpoint']}, {rep['minutes']:g} min after {rep['warmup_s']:.0f} s warm-up, "
           f"one row per {rep['interval_s']:g} s; errors {rep['errors']}; latency p50 {rep['latency'].get('p50_ms', 0):.0f} "
           f"p99 {rep['latency'].get('p99_ms', 0):.0f} ms")
-    print(f"  {'t (s)':>8}{'req/s':>9}{'RSS MB':>9}{'load':>7}")
+    print(f"  {'t (s)':>8}{'req/s':>9}{'RSS MB':>9}{'anon MB':>9}{'file MB':>9}{'load':>7}")
     for r in rep["intervals"]:
-        print(f"  {r['t_s']:>8}{r['req_per_s']:>9}{r['rss_mb']:>9}{r['load']:>7}")
-    print(f"first -> last interval: throughput {rep['throughput_change_pct']:+}%, RSS {rep['rss_change_pct']:+}%")
+        print(f"  {r['t_s']:>8}{r['req_per_s']:>9}{r['rss_mb']:>9}{str(r.get('rss_anon_mb')):>9}{str(r.get('rss_file_mb')):>9}{r['load']:>7}")
+    print(f"first -> last interval: throughput {rep['throughput_change_pct']}%, RSS {rep['rss_change_pct']}% "
+          f"(anonymous memory {rep.get('rss_anon_change_pct')}%)")
 
 
 def main(argv: list[str] | None = None) -> int:
