@@ -5,12 +5,14 @@
 
 Dialogues are split by a hash of their id (`split_of`): about 40% tune the rule, the rest are held out. Every
 follow-up turn (2nd and 3rd) is asked with the earlier questions of its dialogue as history, through
-`faqbot.conversation.search_in_context`, the one decision the app and the CLI use, and also alone, as before.
+`faqbot.conversation.search_in_context`, the one decision the app and the CLI use, and also alone.
 
 - In-scope follow-ups (elliptic and three-turn dialogues): right = the first answer is a gold entry and the
   question is not refused.
 - Topic switches: the new, standalone question, right with the history and right alone (should be equal).
 - Off-topic follow-ups (no gold entry): "asserted" = answered as if the FAQ covered it (match "answer").
+- Extra rankings: how many rankings `search_in_context` asked for beyond the follow-up's own (each is one model
+  call, or two for a long paste), counted by wrapping `Retriever.rank`.
 """
 
 from __future__ import annotations
@@ -21,20 +23,22 @@ import itertools
 import json
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from faqbot.config import Settings
 from faqbot.conversation import (
-    ALONE_DEPTH, DEFAULT_RULE, ContextRule, answer_threshold, as_answer_to, joined_query, level, needs_context,
-    own_oov, prefers_context, search_in_context,
+    DEFAULT_RULE, ContextRule, answer_threshold, as_result, decide, level, needs_context, own_oov, search_in_context,
+    topic_query,
 )
 from faqbot.schema import SearchResult
-from faqbot.search import Retriever
+from faqbot.search import Ranking, Retriever
 
 DIALOGUES = Path(__file__).resolve().parents[1] / "tests" / "data" / "dialogues.jsonl"
 TUNE_SHARE = 40  # percent of dialogues (by id hash) that tune the rule
 KINDS = ("elliptic", "switch", "offtopic", "three_turn")
+SOURCES = (("previous", 1), ("joined", 1), ("joined", 2))  # (topic, window) of the one extra ranking
+SAFE_PRECISION = 0.97  # an answer made by the conversation may be asserted only if this precise (lower bound)
 
 
 def split_of(dialogue_id: str) -> str:
@@ -71,9 +75,10 @@ class Turn:
     history: list[str]
     q: str
     gold: list[str]
-    alone: SearchResult
+    alone: Ranking
     oov: float
-    joined: dict[int, SearchResult]  # window -> joined ranking
+    topics: dict[tuple[str, int], Ranking]  # (topic, window) -> the topic's ranking
+    items: list
     answer_at: float | None = None
 
     @property
@@ -87,79 +92,132 @@ def follow_up_turns(dialogues: list[dict]):
             yield d, n, [t["q"] for t in d["turns"][:n]], d["turns"][n]
 
 
-def collect(retriever: Retriever, dialogues: list[dict], windows=(1, 2)) -> list[Turn]:
-    """Both rankings of every follow-up, computed once, so the rule can be swept without a model call."""
+def collect(retriever: Retriever, dialogues: list[dict]) -> list[Turn]:
+    """Every follow-up ranked alone and every candidate topic ranked, once, so the rule is swept without a model call."""
     turns = []
     for d, n, history, t in follow_up_turns(dialogues):
-        alone = retriever.search(t["q"], k=ALONE_DEPTH)
-        joined = {w: retriever.search(joined_query(history, t["q"], w), k=5) for w in windows}
-        turns.append(Turn(d, n, history, t["q"], t["gold_ids"], alone, own_oov(retriever, t["q"]), joined,
-                          answer_threshold(retriever)))
+        topics = {(topic, w): retriever.rank(topic_query(history, t["q"], ContextRule(topic=topic, window=w)))
+                  for topic, w in SOURCES}
+        turns.append(Turn(d, n, history, t["q"], t["gold_ids"], retriever.rank(t["q"]), own_oov(retriever, t["q"]),
+                          topics, retriever.items, answer_threshold(retriever)))
     return turns
+
+
+def made(turn: Turn, rule: ContextRule):
+    """What the conversation changed for this turn under `rule` (None: answered as alone)."""
+    if not needs_context(turn.alone, turn.oov, rule):
+        return None
+    return decide(turn.items, turn.alone, turn.topics[(rule.topic, rule.window)], rule, turn.answer_at)
 
 
 def decided(turn: Turn, rule: ContextRule) -> SearchResult:
     """What search_in_context answers under `rule` (same functions, from the precomputed rankings)."""
-    joined = turn.joined[rule.window]
-    if prefers_context(turn.alone, joined, turn.oov, rule):
-        return as_answer_to(joined, turn.alone, 5, rule, turn.answer_at)
-    return turn.alone
+    return as_result(turn.items, turn.alone, 5, made(turn, rule))
 
 
 def tally(turns: list[Turn], answer) -> dict[str, list[int]]:
-    """Per category: [good, n] where good is right (follow, switch) or asserted (offtopic)."""
-    out = defaultdict(lambda: [0, 0])
+    """Per category: [good, n] where good is right (follow, switch) or not refused (offtopic), and for offtopic
+    also [asserted]."""
+    out = defaultdict(lambda: [0, 0, 0])
     for t in turns:
         r = answer(t)
         c = t.category
-        out[c][0] += asserted(r) if c == "offtopic" else right(r, t.gold)
+        if c == "offtopic":
+            out[c][0] += level(r) != "none"
+            out[c][2] += asserted(r)
+        else:
+            out[c][0] += right(r, t.gold)
         out[c][1] += 1
     return out
 
 
-def objective(turns: list[Turn], rule: ContextRule) -> tuple:
-    ctx, alone = tally(turns, lambda t: decided(t, rule)), tally(turns, lambda t: t.alone)
+def objective(turns: list[Turn], rule: ContextRule, alone: dict | None = None) -> tuple:
+    ctx = tally(turns, lambda t: decided(t, rule))
+    alone = alone or tally(turns, lambda t: as_result(t.items, t.alone, 5))
     switch_loss = max(0, alone["switch"][0] - ctx["switch"][0])
-    # no off-topic asserted beyond what the follow-up alone asserts, no switch lost, then most follow-ups right
-    return (-max(0, ctx["offtopic"][0] - alone["offtopic"][0]), -switch_loss, ctx["follow"][0])
+    # no off-topic asserted beyond what the follow-up alone asserts, no switch lost, the most follow-ups right,
+    # then the fewest off-topic follow-ups lifted out of "not covered"
+    return (-max(0, ctx["offtopic"][2] - alone["offtopic"][2]), -switch_loss, ctx["follow"][0],
+            -max(0, ctx["offtopic"][0] - alone["offtopic"][0]))
 
 
 GRID = {
-    "window": (1, 2),
+    "source": SOURCES,
+    "keep_alone": (0.0, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99, float("inf")),  # at or below answer_at: all alike
     "max_oov": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.01),
-    "min_own": (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 10.0),
-    "assert_from_context": (False, True),
+    "page_bonus": (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.15, 0.2),
+    "item_bonus": (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1),
 }
+
+
+def rule_of(values: dict) -> ContextRule:
+    (topic, window), rest = values["source"], {k: v for k, v in values.items() if k != "source"}
+    return ContextRule(topic=topic, window=window, **rest)
+
+
+def context_precision(turns: list[Turn], rule: ContextRule) -> tuple[int, int]:
+    """(right, n) over the turns whose answer the conversation made: would asserting them be safe?"""
+    good = n = 0
+    for t in turns:
+        if made(t, rule) is not None:
+            n += 1
+            good += t.category != "offtopic" and right(decided(t, rule), t.gold)
+    return good, n
+
+
+def wilson_lower(good: int, n: int, z: float = 1.96) -> float:
+    """Lower end of the 95% Wilson interval of a share: what `good` of `n` shows at least."""
+    if not n:
+        return 0.0
+    p = good / n
+    return (p + z * z / (2 * n) - z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5) / (1 + z * z / n)
 
 
 def tune(turns: list[Turn]) -> ContextRule:
     """The best rule on these turns. Many rules tie (a plateau); of those, each constant is set to the median of
     its tied values, the centre of the plateau, so the choice does not sit on the edge of what the few tuning
-    dialogues happen to allow (if that mix is not itself among the best, the first best rule is kept)."""
-    confidences = sorted({0.0, float("inf")} | {round(t.alone.confidence, 4) for t in turns})
-    grid = {"keep_alone": tuple(confidences), **GRID}
+    dialogues happen to allow (if that mix is not itself among the best, the first best rule is kept). Answers the
+    conversation made are asserted only if the tuning split shows them precise: the lower end of the 95%
+    interval of their precision at least SAFE_PRECISION."""
+    alone = tally(turns, lambda t: as_result(t.items, t.alone, 5))
     best_key, tied = None, []
-    for values in itertools.product(*grid.values()):
-        rule = ContextRule(**dict(zip(grid, values)))
-        key = objective(turns, rule)
+    for values in itertools.product(*GRID.values()):
+        named = dict(zip(GRID, values))
+        key = objective(turns, rule_of(named), alone)
         if best_key is None or key > best_key:
-            best_key, tied = key, [rule]
+            best_key, tied = key, [named]
         elif key == best_key:
-            tied.append(rule)
-    centre = ContextRule(**{name: sorted(getattr(r, name) for r in tied)[(len(tied) - 1) // 2] for name in grid})
-    return centre if centre in tied else tied[0]
+            tied.append(named)
+    centre = {name: sorted((v[name] for v in tied), key=str if name == "source" else None)[(len(tied) - 1) // 2]
+              for name in GRID}
+    rule = rule_of(centre if centre in tied else tied[0])
+    good, n = context_precision(turns, rule)
+    return replace(rule, assert_from_context=wilson_lower(good, n) >= SAFE_PRECISION)
 
 
 def table(retriever: Retriever, dialogues: list[dict], rule: ContextRule) -> str:
     """Per kind and language, through search_in_context itself (exactly what the app does)."""
     rows = defaultdict(lambda: {"follow": [0, 0, 0], "switch": [0, 0, 0], "offtopic": [0, 0, 0]})
-    related = extra_calls = follow_ups = 0
+    related = extra_calls = follow_ups = most_calls = 0
+    rank, calls = retriever.rank, []
+
+    def counted(*args, **kwargs):  # every ranking search_in_context asks for (a model call, or two for a paste)
+        calls.append(args[0] if args else kwargs.get("query"))
+        return rank(*args, **kwargs)
+
     for d, n, history, t in follow_up_turns(dialogues):
-        ctx = search_in_context(retriever, t["q"], history, rule=rule)
+        calls.clear()
+        retriever.rank = counted
+        try:
+            ctx = search_in_context(retriever, t["q"], history, rule=rule)
+        finally:
+            del retriever.rank
+        extra = len(calls) - 1
         alone = retriever.search(t["q"])
         c = category(d, t)
         follow_ups += 1
-        extra_calls += needs_context(retriever.search(t["q"], k=ALONE_DEPTH), own_oov(retriever, t["q"]), rule)
+        extra_calls += extra
+        most_calls = max(most_calls, extra)
         related += c != "offtopic" and right(ctx, t["gold_ids"]) and level(ctx) == "related"
         for key in ((d["kind"], d["lang"]), (d["kind"], "all"), ("all", d["lang"]), ("all", "all")):
             cell = rows[key][c]
@@ -188,8 +246,8 @@ def table(retriever: Retriever, dialogues: list[dict], rule: ContextRule) -> str
             if r is None:
                 continue
             lines.append(f"{kind:<11}{lang:<5}  {fmt(r['follow'])}  {fmt(r['switch'])}  {fmt(r['offtopic'], share=False)}")
-    lines.append(f"right with history at the 'related' level (\"may help\"): {related}; "
-                 f"follow-ups that made the one extra model call: {extra_calls} of {follow_ups}")
+    lines.append(f"right with history at the 'related' level (\"may help\"): {related}; extra rankings (model calls) "
+                 f"per follow-up: {extra_calls} over {follow_ups} follow-ups, at most {most_calls} for one")
     return "\n".join(lines)
 
 
@@ -206,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         turns = collect(retriever, splits["tune"])
         rule = tune(turns)
         print(f"tuned on {len(splits['tune'])} dialogues ({len(turns)} follow-ups): {rule}")
+        good, n = context_precision(turns, rule)
+        print(f"answers the conversation made on the tuning split: {good} of {n} right (95% lower bound "
+              f"{wilson_lower(good, n):.3f}; asserted only if >= {SAFE_PRECISION})")
         if rule != DEFAULT_RULE:
             print(f"(differs from DEFAULT_RULE {DEFAULT_RULE}; held-out table below uses the tuned rule)")
     print(f"dialogues: {args.dialogues.name}, {len(dialogues)} ({len(splits['tune'])} tune / "
