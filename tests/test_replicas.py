@@ -95,6 +95,41 @@ def test_a_browser_stays_on_one_replica_by_its_route_cookie(stack):
     assert {upstream[f"c{i}r0"] for i in range(16)} == {stack.a.address, stack.b.address}  # both replicas used
 
 
+@pytest.mark.browser
+def test_the_browser_chat_answers_through_nginx_and_each_browser_stays_on_one_replica(stack):
+    """Gradio's page, queue and event stream through the sticky pool: each browser gets its answers, and every
+    request of one browser (by its route cookie in the access log) went to one replica."""
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian's chromium not found: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    bot = '[data-testid="bot"]'
+    routes = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                    args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            for question in ("How do I install MindSpore with pip?", "MindSpore 支持 Windows 吗？", "昇思支持哪些硬件？"):
+                page = browser.new_context().new_page()
+                page.goto(f"http://127.0.0.1:{stack.pair.port}/")
+                box = page.locator("#question textarea")
+                box.wait_for()
+                box.fill(question)
+                box.press("Enter")
+                page.wait_for_function(f"document.querySelectorAll('{bot}').length >= 1", timeout=90_000)
+                assert "MindSpore" in page.locator(bot).last.inner_text()
+                routes += [c["value"] for c in page.context.cookies() if c["name"] == "faqbot_route"]
+                page.context.close()
+        finally:
+            browser.close()
+    time.sleep(1)
+    assert len(set(routes)) == 3
+    for route in routes:
+        upstreams = {line.split("upstream=")[1].split()[0] for line in stack.pair.access_log()
+                     if f"route={route}" in line and "/gradio_api/" in line}
+        assert len(upstreams) == 1, (route, upstreams)
+
+
 def test_votes_from_both_replicas_land_in_the_one_database(killed):
     by_replica = killed["votes_acknowledged_by_replica"]
     assert by_replica["a"] > 0 and by_replica["b"] > 0
