@@ -35,15 +35,17 @@ def stack(pg_cluster):  # noqa: F811
     """PostgreSQL (a fresh database), replicas a and b, nginx over a alone and over both; all stopped after."""
     if replicas.nginx_binary() is None:
         pytest.skip("nginx not found: apt-get install -y nginx")
-    folder = Path(tempfile.mkdtemp(prefix="faqbot-replicas-"))
-    folder.chmod(0o755)
-    with replicas.cluster(pg_cluster.new_database(), folder) as c:
-        replicas.warm_up(c)
-        yield c
-    assert c.a.proc.poll() is not None and c.b.proc.poll() is not None and c.pair.proc.poll() is not None
     import shutil
 
-    shutil.rmtree(folder, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix="faqbot-replicas-"))
+    folder.chmod(0o755)
+    try:
+        with replicas.cluster(pg_cluster.new_database(), folder) as c:
+            replicas.warm_up(c)
+            yield c
+        assert c.a.proc.poll() is not None and c.b.proc.poll() is not None and c.pair.proc.poll() is not None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
