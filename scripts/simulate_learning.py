@@ -63,8 +63,9 @@ REPO = Path(__file__).resolve().parents[1]
 REVIEWER = "simulated-reviewer"
 # Reviewer policies: "every" approves every right pair (the brief); "short" approves right pairs of at most
 # SHORT_CHARS characters and rejects longer ones (a pasted report is not a question another user will type:
-# every issue-style dev question is longer than 200 characters, every paraphrase shorter).
-POLICIES = ("every", "short")
+# every issue-style dev question is longer than 200 characters, every paraphrase shorter); "missed" approves
+# only right pairs with click or rephrase evidence (wordings the bot did not answer), rejecting the others.
+POLICIES = ("every", "short", "missed")
 SHORT_CHARS = 200
 
 
@@ -243,14 +244,15 @@ class Review:
 
 def review(settings: Settings, gold: dict[str, set[str]], by: str = REVIEWER, policy: str = "every") -> Review:
     """A person going through `faqbot feedback suggest`: approve the right pairs, reject the wrong ones (and,
-    with policy "short", the right ones longer than SHORT_CHARS)."""
+    with the other policies, the right ones the policy leaves out; see POLICIES)."""
     db = str(settings.feedback_db)
     code, text = faqbot("feedback", "suggest", "--json", "--db", db)
     if code != 0:
         raise RuntimeError(f"faqbot feedback suggest failed ({code})")
     proposals = json.loads(text)
     approved = [p for p in proposals if p["item_id"] in gold.get(wording_key(p["wording"]), set())
-                and (policy == "every" or len(p["wording"]) <= SHORT_CHARS)]
+                and (policy == "every" or (policy == "short" and len(p["wording"]) <= SHORT_CHARS)
+                     or (policy == "missed" and p["clicks"] + p["rephrases"] > 0))]
     rejected = [p for p in proposals if p not in approved]
     if rejected:
         code, _ = faqbot("feedback", "reject", *[str(p["n"]) for p in rejected], "--db", db)
@@ -387,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--items", type=int, default=0, help="only this many multi-question items (a quick run); 0: all")
     ap.add_argument("--timing-runs", type=int, default=3, help="times a new alternate is added and searched (default 3)")
     ap.add_argument("--policy", choices=POLICIES, default="every",
-                    help=f"reviewer: approve every right pair, or only those of at most {SHORT_CHARS} characters")
+                    help=f"reviewer: approve every right pair, only those of at most {SHORT_CHARS} characters, or "
+                    "only those with click/rephrase evidence (default every)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--keep", type=Path, help="work in this new folder and keep it (default: a temporary folder)")
     args = ap.parse_args(argv)
