@@ -6,7 +6,6 @@ bonus so a pasted error string can lift the right entry without letting common w
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -91,7 +90,6 @@ class Retriever:
         self._versions = np.array([VERSION_ORDER.get(it.version, 9) for it in self.items])
         self._components = np.array([it.component for it in self.items])
         self._latest = _latest_mask(self.items, self.index)
-        self._lock = threading.Lock()  # the embedder is a single native model; one forward pass at a time
 
     # -- construction -------------------------------------------------------------------------------------
     @classmethod
@@ -126,8 +124,8 @@ class Retriever:
 
     # -- scoring --------------------------------------------------------------------------------------------
     def _embed(self, text: str) -> np.ndarray:
-        with self._lock:
-            return self.embedder.embed_queries([text])[0]
+        # thread-safe: the embedder hands each call its own model instance (embed.py), one per core
+        return self.embedder.embed_queries([text])[0]
 
     def filter_mask(self, version: str = "latest", component: str | None = None) -> np.ndarray:
         """Which items a search with these filters may return."""

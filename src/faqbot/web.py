@@ -7,7 +7,6 @@ a slow question does not hold up the others; feedback clicks have their own smal
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from typing import Any
@@ -316,7 +315,6 @@ def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BAND
     """The Blocks app around a loaded retriever. Start it with `launch()` (or `demo.launch(**launch_options(demo))`),
     which also serves the plain REST routes of rest.py on the same port."""
     _bound_gradio_growth()
-    _release_retriever_lock(retriever)
     chat = FaqChat(retriever, settings, bands=bands, store=store)
     chat.store.start()  # connects and migrates off the request path; warns once if feedback cannot be saved
     retrieval = {"concurrency_id": "retrieval", "concurrency_limit": RETRIEVAL_CONCURRENCY}
@@ -397,14 +395,6 @@ def _bound_gradio_growth() -> None:
     """Gradio reads these when its queue is created (in `gr.Blocks` and `queue()`), so before building."""
     for key, value in GRADIO_GROWTH_SETTINGS.items():
         os.environ.setdefault(key, value)
-
-
-def _release_retriever_lock(retriever: Any) -> None:
-    """The embedder pool (embed.py) is thread-safe and spreads forward passes over one model instance per core;
-    `Retriever._lock` (search.py) would put them back in single file. Until search.py drops that lock for
-    pool-backed embedders, it is replaced here by a no-op for them only."""
-    if getattr(getattr(retriever, "embedder", None), "instances", 1) > 1 and hasattr(retriever, "_lock"):
-        retriever._lock = contextlib.nullcontext()
 
 
 def _index_health(settings: Settings) -> dict:
