@@ -395,18 +395,23 @@ def _cmd_index(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- ask
 
 
-def _add_ask(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("ask", help="answer a question from the FAQ")
-    p.add_argument("question", nargs="*", help="the question (omit with --jsonl)")
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="print one JSON object")
-    out.add_argument("--jsonl", action="store_true", help="read one question per line on stdin, write one JSON object per line")
+def _add_search_options(p: argparse.ArgumentParser) -> None:
+    """The options `ask` and `chat` share: how many answers, which docs, which model and index."""
     p.add_argument("--k", type=whole_number(*map(int, NUMERIC_RANGES["k"])), default=5, help="number of answers, 1-50 (default 5)")
     p.add_argument("--version", default="latest", help="latest (default), master, r1.1 or all")
     p.add_argument("--component", help="only this component (mindspore, lite, mindinsight, serving, ...)")
     p.add_argument("--no-rebuild", action="store_true", help="(the default now: a missing or stale index is refused, "
                    "never rebuilt here; run `faqbot index`)")
     _add_model_options(p)
+
+
+def _add_ask(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("ask", help="answer a question from the FAQ")
+    p.add_argument("question", nargs="*", help="the question (omit with --jsonl)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print one JSON object")
+    out.add_argument("--jsonl", action="store_true", help="read one question per line on stdin, write one JSON object per line")
+    _add_search_options(p)
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
@@ -562,12 +567,7 @@ CHAT_HELP = ("Ask in Chinese or English; follow-up questions are answered in the
 
 def _add_chat(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("chat", help="a conversation in the terminal: follow-up questions keep the context")
-    p.add_argument("--k", type=whole_number(*map(int, NUMERIC_RANGES["k"])), default=5, help="number of answers, 1-50 (default 5)")
-    p.add_argument("--version", default="latest", help="latest (default), master, r1.1 or all")
-    p.add_argument("--component", help="only this component (mindspore, lite, mindinsight, serving, ...)")
-    p.add_argument("--no-rebuild", action="store_true", help="(the default now: a missing or stale index is refused, "
-                   "never rebuilt here; run `faqbot index`)")
-    _add_model_options(p)
+    _add_search_options(p)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
