@@ -34,6 +34,7 @@ LABELS: dict[str, dict[str, str]] = {
         "maybe": "🔎 May be related · 可能相关",
         "maybe_note": "No FAQ entry surely answers this; the closest one is below. Check that it fits your case.",
         "maybe_more": "Other entries that may help:",
+        "maybe_click": "Other entries that may help are below; click one to ask it.",
         "closest": "The closest questions in the FAQ are:",
         "closest_click": "The closest questions in the FAQ are below; click one to ask it.",
         "no_closest": "Try asking about MindSpore installation, training, inference or one of its tools.",
@@ -57,6 +58,7 @@ LABELS: dict[str, dict[str, str]] = {
         "maybe": "🔎 可能相关 · May be related",
         "maybe_note": "FAQ 中没有确定能回答这个问题的条目；下面是最接近的一条，请确认是否符合你的情况。",
         "maybe_more": "其他可能有帮助的条目：",
+        "maybe_click": "其他可能有帮助的条目见下方，点击即可提问。",
         "closest": "FAQ 中最接近的问题：",
         "closest_click": "下面是 FAQ 中最接近的问题，点击即可提问。",
         "no_closest": "可以问问 MindSpore 的安装、训练、推理或周边工具相关的问题。",
@@ -396,7 +398,7 @@ def render_markdown(
         heading = L["closest"]
     more = suggestions(result, related)
     if not list_suggestions and more and result.in_scope:
-        lines += ["", f"*{L['related_click']}*"]
+        lines += ["", f"*{L['maybe_click'] if result.match == 'related' else L['related_click']}*"]
     if list_suggestions and more:
         lines += ["", f"**{heading}**", ""] + [f"- {safe_markdown(q)}" for q in more]
     return "\n".join(lines).strip()
