@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+import pexpect  # the `test` extra
 import pytest
-
-pexpect = pytest.importorskip("pexpect")
 
 pytestmark = pytest.mark.slow  # a fresh process loads the real model and index
 

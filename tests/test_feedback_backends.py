@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import missing
 
 from faqbot.cli import main
 from faqbot.feedback import DISLIKE, LIKE, OFF_TOPIC, SCHEMA_VERSION, FeedbackStore
@@ -87,8 +88,7 @@ class PgCluster:
 def pg_cluster():
     bindir = _pg_bin()
     if bindir is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install -y postgresql")
-    pytest.importorskip("psycopg", reason="psycopg 3 is not installed: pip install -e '.[pg]'")
+        missing("PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install -y postgresql")
     cluster = PgCluster(bindir)
     yield cluster
     cluster.close()
@@ -252,7 +252,6 @@ def test_postgres_outage_during_votes_the_votes_land_after_restart(pg_cluster):
 
 @pytest.mark.slow
 def test_unreachable_postgres_drops_are_counted_and_logged(caplog):
-    pytest.importorskip("psycopg", reason="psycopg 3 is not installed: pip install -e '.[pg]'")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here

@@ -11,7 +11,6 @@ from types import SimpleNamespace
 
 import pytest
 
-pytest.importorskip("gradio")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 import simulate_learning as sim  # noqa: E402

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import missing
 
 from test_feedback_backends import pg_cluster  # noqa: F401  (the throw-away PostgreSQL cluster fixture)
 
@@ -34,7 +35,7 @@ KILL_AFTER = 8.0
 def stack(pg_cluster):  # noqa: F811
     """PostgreSQL (a fresh database), replicas a and b, nginx over a alone and over both; all stopped after."""
     if replicas.nginx_binary() is None:
-        pytest.skip("nginx not found: apt-get install -y nginx")
+        missing("nginx not found: apt-get install -y nginx")
     import shutil
 
     folder = Path(tempfile.mkdtemp(prefix="faqbot-replicas-"))
@@ -102,7 +103,7 @@ def test_the_browser_chat_answers_through_nginx_and_each_browser_stays_on_one_re
     """Gradio's page, queue and event stream through the sticky pool: each browser gets its answers, and every
     request of one browser (by its route cookie in the access log) went to one replica."""
     if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian's chromium not found: apt-get install -y chromium")
+        missing("Debian's chromium not found: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
     bot = '[data-testid="bot"]'
