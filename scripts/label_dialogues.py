@@ -12,21 +12,17 @@ from pathlib import Path
 
 from faqbot.config import Settings
 from faqbot.corpus import load_corpus
-from faqbot.devset import resolve_gold
+from faqbot.devset import label_devset
 
 
 def label(items, dialogues: list[dict]) -> list[str]:
-    """Fill `gold_ids` of each turn in place; return the labels that resolved to no item."""
+    """Fill `gold_ids` of each turn in place; return the labels that resolved to no item.
+
+    A turn is labelled like a dev-set row (faqbot.devset.label_devset); only the report names the turn."""
     unresolved = []
     for dlg in dialogues:
         for n, turn in enumerate(dlg["turns"], 1):
-            ids = []
-            for g in turn.get("gold", []):
-                found = resolve_gold(items, g["page"], g["question"], g.get("section"))
-                if not found:
-                    unresolved.append(f"{dlg['id']} turn {n}: {g['page']}: {g['question']}")
-                ids += [i for i in found if i not in ids]
-            turn["gold_ids"] = ids
+            unresolved += [f"{dlg['id']} turn {n}: {u}" for u in label_devset(items, [turn])]
     return unresolved
 
 

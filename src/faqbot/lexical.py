@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,16 @@ from .text import tokenize, to_simplified
 
 META = "lexical.json"
 QUESTION_WEIGHT = 2  # a question word is stronger evidence than an answer word
+
+
+@lru_cache(maxsize=256)
+def _query_words(query: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(tokenize(to_simplified(query))))
+
+
+def query_words(query: str) -> list[str]:
+    """A query's distinct tokens, once: ranking reads them twice (BM25 evidence, then the first entry's coverage)."""
+    return list(_query_words(query))
 
 
 def item_text_tokens(item: FaqItem, extra_questions: tuple[str, ...] | list[str] = ()) -> list[str]:
@@ -113,7 +124,7 @@ class LexicalIndex:
         The second figure is IDF-weighted: a question about "LoRA" or "Excel" leans on words the FAQ never
         uses, which says more about being off-topic than any similarity score can.
         """
-        words = list(dict.fromkeys(tokenize(to_simplified(query))))
+        words = query_words(query)
         known = [w for w in words if w in self._vocab]
         weights = [self._idf[self._vocab[w]] if w in self._vocab else self._unknown_idf for w in words]
         unknown = sum(wt for w, wt in zip(words, weights) if w not in self._vocab)
@@ -127,7 +138,7 @@ class LexicalIndex:
 
         An entry that answers a question mentions most of what it asks about; a near miss ("gradient
         accumulation", "LoRA") lands on an entry that lacks the words that make the question specific."""
-        words = list(dict.fromkeys(tokenize(to_simplified(query))))
+        words = query_words(query)
         if not words:
             return 0.0
         scores = self.bm25.scores
