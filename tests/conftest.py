@@ -185,3 +185,19 @@ def missing(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI installs it through scripts/test.sh)")
     pytest.skip(reason)
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package: Playwright cannot download its own browsers here
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for one test module (module scope: one sync Playwright at a time in this process)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -11,15 +11,6 @@ from faqbot.web import EXAMPLES
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 BOT = '[data-testid="bot"]'
 USER = '[data-testid="user"]'
 TIMEOUT_MS = 60_000  # a generous ceiling for a busy CI machine, not a speed assertion
@@ -27,15 +18,6 @@ TIMEOUT_MS = 60_000  # a generous ceiling for a busy CI machine, not a speed ass
 ZH_Q = "pip安装MindSpore对Python版本是否有特别要求？"
 EN_Q = "Does pip installation of MindSpore require a specific Python version?"
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -8,22 +8,10 @@ import pytest
 pytestmark = pytest.mark.browser
 
 FIRST, FOLLOW, GOLD = "MindSpore Lite 怎么设置日志级别？", "一共有几种？", "master/lite/lite/b2817349"  # issue 11's example
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 BOT = '[data-testid="bot"]'
 TIMEOUT_MS = 60_000  # a generous ceiling for a busy CI machine, not a speed assertion
 PHONE = {"width": 390, "height": 844}
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, url: str, viewport: dict, **context_options):
