@@ -14,7 +14,9 @@ import faiss
 import numpy as np
 import pytest
 
-from faqbot.chunk import DEFAULT_CHUNK_TOKENS, chunk_answer, clean_for_embedding, code_line_ranges
+from faqbot.chunk import (
+    DEFAULT_CHUNK_TOKENS, PASSAGE_TOKENS, chunk_answer, clean_for_embedding, code_line_ranges, cut_to_tokens, entry_passage,
+)
 from faqbot.config import DEFAULT_MODEL
 from faqbot.index import (
     INDEX_FILES,
@@ -110,6 +112,40 @@ def test_empty_answer_gives_the_question_alone(embedder):
     assert chunk_answer("What is MindSpore?", "", embedder.token_count) == ["What is MindSpore?"]
 
 
+def test_cut_to_tokens_keeps_the_longest_prefix_that_fits():
+    """The guessing search must land on the same cut as counting every prefix."""
+    words = lambda text: len(text.split())  # noqa: E731 - a monotone stand-in counter
+    text = "alpha beta  gamma delta epsilon zeta eta theta iota kappa " * 30
+    for limit in (0, 1, 2, 7, 50, 299, 300, 301):
+        cut = cut_to_tokens(text, words, limit)
+        longest = max((text[:i] for i in range(min(len(text), limit * 8) + 1) if words(text[:i]) <= limit), key=len)
+        assert cut == longest, limit
+
+
+def test_entry_passage_is_the_question_and_the_start_of_its_answer(corpus, embedder):
+    long = [e for e in corpus.entries if embedder.token_count(e.question + "\n\n" + clean_for_embedding(e.answer)) > 300]
+    assert len(long) > 20
+    for entry in long[:20]:
+        answer = clean_for_embedding(entry.answer)
+        passage = entry_passage(entry.question, answer, embedder.token_count)
+        question, _, start = passage.partition("\n\n")
+        assert question == entry.question.strip() and answer.strip("\n").startswith(start)
+        assert PASSAGE_TOKENS - 8 <= embedder.token_count(passage) <= PASSAGE_TOKENS  # cut near the limit
+    assert entry_passage("What is MindSpore?", "", embedder.token_count) == "What is MindSpore?"
+
+
+def test_whole_answers_can_still_be_indexed_in_chunks(corpus, embedder):
+    from faqbot.index import plan_rows
+
+    long = next(i for i, it in enumerate(corpus.items) if any(
+        len(chunk_answer(e.question, clean_for_embedding(e.answer), embedder.token_count)) > 1 for e in it.entries.values()))
+    item = corpus.items[long]
+    rows, texts = plan_rows([item], embedder, passage_tokens=None)
+    expected = [t for lang in item.langs for t in chunk_answer(
+        item.entries[lang].question, clean_for_embedding(item.entries[lang].answer), embedder.token_count)]
+    assert [t for r, t in zip(rows, texts) if r["kind"] == KIND_QA] == expected and len(expected) > len(item.langs)
+
+
 # ------------------------------------------------------------------ the shipped index
 
 
@@ -129,13 +165,14 @@ def test_shipped_manifest_describes_the_index(shipped_index, corpus):
     assert m["counts"]["vectors"] == shipped_index.n_vectors == len(shipped_index.rows)
     assert m["index"]["type"] == choose_index_type(shipped_index.n_vectors).type == "flat"
     assert m["build_seconds"] >= 0 and m["built_at"]
+    assert m["passage_max_tokens"] == PASSAGE_TOKENS and m["chunk_max_tokens"] == DEFAULT_CHUNK_TOKENS
     assert m["faqbot_version"] and m["format_version"] == 2
     alternates = (REPO_ROOT / "corpus" / "alternates.jsonl").read_bytes()
     assert m["alternates"]["sha256"] == hashlib.sha256(alternates).hexdigest()
     np.testing.assert_allclose(np.linalg.norm(shipped_index.vectors, axis=1), 1.0, atol=1e-4)
 
 
-def test_every_item_has_a_question_row_and_answer_rows_per_language(shipped_index):
+def test_every_item_has_a_question_row_and_one_passage_per_language(shipped_index):
     rows = shipped_index.rows
     for idx, item in enumerate(shipped_index.items):
         mine = rows[shipped_index.item_rows(idx)]
@@ -143,8 +180,7 @@ def test_every_item_has_a_question_row_and_answer_rows_per_language(shipped_inde
         for lang in item.langs:
             of_lang = mine[mine["lang"] == LANGS.index(lang)]
             assert ((of_lang["kind"] == KIND_Q) & (of_lang["chunk"] == 0)).sum() == 1  # chunk > 0: alternates
-            assert list(of_lang["chunk"][of_lang["kind"] == KIND_QA]) == list(range((of_lang["kind"] == KIND_QA).sum()))
-            assert (of_lang["kind"] == KIND_QA).sum() >= 1
+            assert list(of_lang["chunk"][of_lang["kind"] == KIND_QA]) == [0]  # one passage: question + answer start
 
 
 def _question_vector(index, idx, lang):

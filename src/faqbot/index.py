@@ -20,7 +20,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from faqbot.chunk import DEFAULT_CHUNK_TOKENS, chunk_answer, clean_for_embedding, cut_to_tokens
+from faqbot.chunk import DEFAULT_CHUNK_TOKENS, PASSAGE_TOKENS, chunk_answer, clean_for_embedding, cut_to_tokens, entry_passage
 from faqbot.schema import LANGS, Corpus, FaqEntry, FaqItem
 
 FORMAT_VERSION = 2  # faqbot.store.FORMAT_VERSION: every file, bm25/ included, has its sha256 in the manifest
@@ -220,6 +220,8 @@ class FaqIndex:
         counts = np.bincount(self.rows["item"], minlength=len(self.items)) if len(self.rows) else np.zeros(len(self.items), int)
         self._item_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._vectors = _vector_matrix(self.faiss_index)
+        # approved alternate questions (faqbot.store): kind q, chunk > 0; item_scores can score them lower
+        self._is_alt = (self.rows["kind"] == KIND_Q) & (self.rows["chunk"] > 0) if len(self.rows) else np.zeros(0, bool)
 
     @property
     def model(self) -> str:
@@ -255,7 +257,8 @@ class FaqIndex:
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
 
-    def score_items(self, query_vec: np.ndarray, item_indices, agg: Aggregation = Aggregation()) -> np.ndarray:
+    def score_items(self, query_vec: np.ndarray, item_indices, agg: Aggregation = Aggregation(),
+                    alt_discount: float = 0.0) -> np.ndarray:
         """Exact aggregated scores of the given items (any items, e.g. lexical candidates), same order."""
         q = np.asarray(query_vec, np.float32).reshape(-1)
         out = np.full(len(item_indices), -1.0, np.float32)
@@ -263,22 +266,23 @@ class FaqIndex:
             sl = self.item_rows(int(idx))
             if sl.start == sl.stop:
                 continue
-            sims = self._vectors[sl] @ q
+            sims = self._vectors[sl] @ q - np.float32(alt_discount) * self._is_alt[sl]
             kinds = self.rows["kind"][sl]
             best_q = float(sims[kinds == KIND_Q].max()) if (kinds == KIND_Q).any() else float(sims.max())
             best_qa = float(sims[kinds == KIND_QA].max()) if (kinds == KIND_QA).any() else float(sims.max())
             out[j] = agg.w_max * max(best_q, best_qa) + agg.w_q * best_q + agg.w_qa * best_qa
         return out
 
-    def item_scores(self, query_vec: np.ndarray, agg: Aggregation = Aggregation()) -> np.ndarray:
+    def item_scores(self, query_vec: np.ndarray, agg: Aggregation = Aggregation(), alt_discount: float = 0.0) -> np.ndarray:
         """Aggregated score of every item (len(items),), for fusion with other signals.
 
-        Exact for a flat index (one matrix product). For an approximate index only the items among the
-        nearest rows are scored; the rest get -1 (the cosine floor) instead of a full scan."""
+        `alt_discount` is taken off the cosine of approved alternate questions (a user's wording counts for a bit
+        less than the FAQ's own question). Exact for a flat index (one matrix product). For an approximate index
+        only the items among the nearest rows are scored; the rest get -1 (the cosine floor) instead of a full scan."""
         n_items = len(self.items)
         if self.spec.type != "flat":
             out = np.full(n_items, -1.0, np.float32)
-            for idx, score in self.search_items(query_vec, k=n_items, agg=agg, fetch=256):
+            for idx, score in self.search_items(query_vec, k=n_items, agg=agg, fetch=256, alt_discount=alt_discount):
                 out[idx] = score
             return out
         q = np.asarray(query_vec, np.float32).reshape(-1)
@@ -286,6 +290,8 @@ class FaqIndex:
         if not len(self.rows):
             return out
         sims = self._vectors @ q
+        if alt_discount and self._is_alt.any():
+            sims = sims - np.float32(alt_discount) * self._is_alt
         is_q = self.rows["kind"] == KIND_Q
         starts = self._item_start[:-1]
         has_rows = self._item_start[1:] > starts
@@ -300,7 +306,8 @@ class FaqIndex:
         return out
 
     def search_items(
-        self, query_vec: np.ndarray, k: int, agg: Aggregation = Aggregation(), fetch: int | None = None
+        self, query_vec: np.ndarray, k: int, agg: Aggregation = Aggregation(), fetch: int | None = None,
+        alt_discount: float = 0.0,
     ) -> list[tuple[int, float]]:
         """Top-`k` (item index, score): nearest `fetch` rows (default 8*k) name the candidates, which are then
         scored exactly over all their rows."""
@@ -308,7 +315,7 @@ class FaqIndex:
             return []
         _, row_ids = self.search_rows(query_vec, fetch or max(8 * k, 32))
         candidates = list(dict.fromkeys(int(i) for i in self.rows["item"][row_ids]))
-        scores = self.score_items(query_vec, candidates, agg)
+        scores = self.score_items(query_vec, candidates, agg, alt_discount)
         order = np.argsort(-scores, kind="stable")[:k]
         return [(candidates[i], float(scores[i])) for i in order]
 
@@ -326,8 +333,11 @@ def _row_key(model: str, mode: str, text: str) -> bytes:
     return hashlib.blake2b(f"{model}\0{mode}\0{text}".encode(), digest_size=8).hexdigest().encode()
 
 
-def plan_rows(items: list[FaqItem], embedder, max_tokens: int = DEFAULT_CHUNK_TOKENS) -> tuple[np.ndarray, list[str]]:
-    """The row table and the text of each row, before embedding."""
+def plan_rows(items: list[FaqItem], embedder, max_tokens: int = DEFAULT_CHUNK_TOKENS,
+              passage_tokens: int | None = PASSAGE_TOKENS) -> tuple[np.ndarray, list[str]]:
+    """The row table and the text of each row, before embedding. `passage_tokens`: each entry gets one passage,
+    its question and the start of its answer (faqbot.chunk.PASSAGE_TOKENS); None: the whole answer in chunks of
+    `max_tokens` (twice the build time for no gain on the dev set)."""
     limit = min(max_tokens, embedder.max_tokens)
     rows: list[tuple] = []
     texts: list[str] = []
@@ -338,7 +348,11 @@ def plan_rows(items: list[FaqItem], embedder, max_tokens: int = DEFAULT_CHUNK_TO
             question = cut_to_tokens(entry.question.strip(), embedder.token_count, limit)
             rows.append((item_idx, lang_no, KIND_Q, 0, _row_key(embedder.name, "query", question)))
             texts.append(question)
-            chunks = chunk_answer(entry.question, clean_for_embedding(entry.answer), embedder.token_count, limit)
+            if passage_tokens:
+                chunks = [entry_passage(entry.question, clean_for_embedding(entry.answer), embedder.token_count,
+                                        min(passage_tokens, limit), limit // 2)]
+            else:
+                chunks = chunk_answer(entry.question, clean_for_embedding(entry.answer), embedder.token_count, limit)
             for chunk_no, text in enumerate(chunks):
                 rows.append((item_idx, lang_no, KIND_QA, chunk_no, _row_key(embedder.name, "passage", text)))
                 texts.append(text)
@@ -353,12 +367,14 @@ def build_index(
     reuse: FaqIndex | bool = True,
     spec: IndexSpec | None = None,
     max_tokens: int = DEFAULT_CHUNK_TOKENS,
+    passage_tokens: int | None = PASSAGE_TOKENS,
 ) -> FaqIndex:
     """Embed every item of `corpus` (dense + BM25, approved alternates included) and, with `out_dir`, save the
     whole folder atomically. Kept for callers of the dense side; see faqbot.store.build."""
     from faqbot import store
 
-    return store.build(corpus, embedder, out_dir, progress=progress, reuse=reuse, spec=spec, max_tokens=max_tokens).dense
+    return store.build(corpus, embedder, out_dir, progress=progress, reuse=reuse, spec=spec, max_tokens=max_tokens,
+                       passage_tokens=passage_tokens).dense
 
 
 # ------------------------------------------------------------------ saving / loading: faqbot.store owns the folder

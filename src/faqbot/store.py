@@ -37,7 +37,7 @@ from tqdm import tqdm
 from faqbot import __version__
 from faqbot.alternates import Alternate, parse_alternates, read_alternates_bytes
 from faqbot.alternates import alternates_path as corpus_alternates_path
-from faqbot.chunk import DEFAULT_CHUNK_TOKENS, cut_to_tokens
+from faqbot.chunk import DEFAULT_CHUNK_TOKENS, PASSAGE_TOKENS, cut_to_tokens
 from faqbot.index import (
     EMBED_BATCH,
     ITEMS,
@@ -633,6 +633,7 @@ def build(
     spec: IndexSpec | None = None,
     max_tokens: int = DEFAULT_CHUNK_TOKENS,
     alternates_file: str | Path | None = None,
+    passage_tokens: int | None = PASSAGE_TOKENS,
 ) -> StoredIndex:
     """Embed every item of `corpus` (and its approved alternates), build BM25, and save when `index_dir` is given.
 
@@ -656,7 +657,7 @@ def build(
     alts = parse_alternates(alt_bytes, str(alternates_file), item_ids=pos)
     limit = min(max_tokens, embedder.max_tokens)
 
-    base_rows, base_texts = plan_rows(items, embedder, max_tokens)
+    base_rows, base_texts = plan_rows(items, embedder, max_tokens, passage_tokens)
     alt_rows, alt_texts = _alternate_rows(alts, pos, embedder, limit)
     rows, order = _merge_rows(base_rows, alt_rows)
     all_texts = base_texts + alt_texts
@@ -681,9 +682,11 @@ def build(
         "counts": _counts(items, rows, embedded),
         "index": {"type": spec.type, "params": dict(spec.params), "metric": "inner_product"},
         "rows": {"q": "question alone, embedded as a query; chunk 0 is the entry's own, chunk n > 0 an approved alternate",
-                 "qa": "question + answer chunk, as a passage"},
+                 "qa": ("question + the start of its answer (passage_max_tokens), as a passage" if passage_tokens
+                        else "question + answer chunk (chunk_max_tokens), as a passage")},
         "lexical": {"backend": "bm25s", "documents": len(items), "alternates": sum(len(v) for v in extra.values())},
         "chunk_max_tokens": limit,
+        "passage_max_tokens": min(passage_tokens, limit) if passage_tokens else None,
         "build_seconds": round(time.perf_counter() - started, 2),
         "built_at": now,
     }
