@@ -52,9 +52,9 @@ APP_ASK = "/gradio_api/call/ask"
 REQUEST_TIMEOUT = 60.0  # seconds for one HTTP request; a slower answer counts as an error
 
 FULL = {"questions": None, "passes": 3, "cold_runs": 5, "http_questions": None, "client_questions": 60,
-        "load_seconds": 10.0, "naive_entries": None, "build_items": None, "quick": False}
+        "load_seconds": 10.0, "naive_entries": None, "build_items": None, "quick": False, "repeat_seconds": 60.0}
 QUICK = {"questions": 10, "passes": 1, "cold_runs": 1, "http_questions": 6, "client_questions": 3,
-         "load_seconds": 2.0, "naive_entries": 60, "build_items": 20, "quick": True}
+         "load_seconds": 2.0, "naive_entries": 60, "build_items": 20, "quick": True, "repeat_seconds": 2.0, "repeat_runs": 1}
 
 
 def log(msg: str) -> None:
@@ -1110,8 +1110,9 @@ class LoadRun:
     """`clients` threads, each with its own keep-alive connection, asking distinct questions in a loop until a
     deadline (and a hard per-client cap). Counts answers and errors; keeps client and server stage times."""
 
-    def __init__(self, port: int, questions: list[str], clients: int, endpoint: str, tag: str):
+    def __init__(self, port: int, questions: list[str], clients: int, endpoint: str, tag: str, distinct: bool = True):
         self.port, self.questions, self.clients, self.endpoint, self.tag = port, questions, clients, endpoint, tag
+        self.distinct = distinct  # False: the questions as they are, repeated (the answer cache helps, as in issue 12)
         self.lock = threading.Lock()
         self.times: list[float] = []
         self.stages: dict[str, list[float]] = {k: [] for k in (*SERVER_STAGES, "http")}
@@ -1122,7 +1123,8 @@ class LoadRun:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
         i = 0
         while time.perf_counter() < deadline and i < cap:
-            q = f"{self.questions[(n * 7 + i) % len(self.questions)]} (#{self.tag}-{n}-{i})"
+            q = self.questions[(n * 7 + i) % len(self.questions)]
+            q = f"{q} (#{self.tag}-{n}-{i})" if self.distinct else q
             t0 = time.perf_counter()
             try:
                 stages = api_search(conn, q) if self.endpoint == "api" else (ask_http(conn, q) and {})
@@ -1157,6 +1159,7 @@ class LoadRun:
             t.join(seconds + REQUEST_TIMEOUT + 10)
         elapsed = time.perf_counter() - t0
         out = {"endpoint": API_SEARCH if self.endpoint == "api" else APP_ASK, "clients": self.clients,
+               "distinct_questions": self.distinct, "questions": None if self.distinct else len(self.questions),
                "seconds": round(elapsed, 2), "answered": len(self.times), "answered_per_s": round(len(self.times) / elapsed, 2),
                "errors": len(self.errors), "error_samples": sorted(set(self.errors))[:3], "latency": summary(self.times),
                "load_at_start": load, "load_at_end": uptime_load()}
@@ -1289,14 +1292,26 @@ def bench_serving(cfg: dict) -> dict:
             out: dict = {}
             try:
                 out["startup_s"] = round(app.start(), 2)
-                api_sequential(app.port, questions[:3])
-                out["api_idle_new_question"] = api_sequential(app.port, [f"{q} (#idle-{i})" for i, q in enumerate(questions)])
+                api_sequential(app.port, [f"{q} (#warm)" for q in questions[:3]])
+                # the dev questions as they are (the same texts as the in-process figure): each is new to this app
+                out["api_idle_new_question"] = api_sequential(app.port, list(dict.fromkeys(questions)))
                 for key, endpoint, tag in (("api_16_clients", "api", "a16"), ("ask_16_clients", "ask", "g16")):
                     cpu0 = process_cpu_s(app.proc.pid)
                     out[key] = LoadRun(app.port, questions, 16, endpoint, tag).run(seconds)
                     cpu_ms = 1000 * (process_cpu_s(app.proc.pid) - cpu0) / max(out[key]["answered"], 1)
                     out[key]["app_cpu_ms_per_request"] = round(cpu_ms, 2)
                     out[key]["cpu_bound_req_per_s"] = round(len(os.sched_getaffinity(0)) * 1000 / cpu_ms, 1) if cpu_ms else None
+                # issue 12's own workload: 50 dev questions, repeated (the answer cache helps), 16 clients, three
+                # runs in a row on one app -- the runs that fell from 87 to 42 req/s before Gradio's growth was bounded
+                repeated = questions[:50]
+                for key, endpoint in (("ask_16_clients_50_questions", "ask"), ("api_16_clients_50_questions", "api")):
+                    out[key] = []
+                    for run_no in range(cfg.get("repeat_runs", 3)):
+                        cpu0 = process_cpu_s(app.proc.pid)
+                        res = LoadRun(app.port, repeated, 16, endpoint, f"r{run_no}", distinct=False).run(cfg["repeat_seconds"])
+                        res["app_cpu_ms_per_request"] = round(1000 * (process_cpu_s(app.proc.pid) - cpu0) / max(res["answered"], 1), 2)
+                        res["rss_mb_after"] = app.memory_mb().get("rss_mb")
+                        out[key].append(res)
                 out["memory"] = app.memory_mb()
             finally:
                 app.stop()
@@ -1338,6 +1353,11 @@ def print_serving(rep: dict) -> None:
                   f"app CPU {t.get('app_cpu_ms_per_request')} ms/request = {t.get('cpu_bound_req_per_s')} req/s on idle cores")
             for name, st in (t.get("stages") or {}).items():
                 print(f"    stage {name:<9} p50 {st['p50_ms']:8.2f}  p99 {st['p99_ms']:8.2f} ms")
+        for key in ("ask_16_clients_50_questions", "api_16_clients_50_questions"):
+            for n, t in enumerate(a.get(key) or [], 1):
+                print(f"{t['endpoint']} 16 clients, 50 questions repeated, run {n}: {t['answered_per_s']} req/s, errors {t['errors']}, "
+                      f"p50 {t['latency'].get('p50_ms', 0):.0f} p99 {t['latency'].get('p99_ms', 0):.0f} ms, app CPU "
+                      f"{t['app_cpu_ms_per_request']} ms/request, RSS after {t['rss_mb_after']} MB (load {t['load_at_start']})")
         print(f"app memory: {a.get('memory')}")
     if b := rep.get("build"):
         print(f"index build: {b['seconds']:.1f} s ({b['vectors']} vectors, dense {b['dense_seconds']:.1f} s, embedded {b['embedded']}), "
