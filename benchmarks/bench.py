@@ -1366,9 +1366,11 @@ def print_serving(rep: dict) -> None:
         print(f"section {name} FAILED: {err.splitlines()[0]}")
 
 
-def bench_soak(minutes: float, clients: int, interval: float, warmup: float, endpoint: str) -> dict:
+def bench_soak(minutes: float, clients: int, interval: float, warmup: float, endpoint: str, repeat: int = 0) -> dict:
     """`clients` clients asking distinct questions for `minutes` after `warmup` seconds; throughput and the app's
-    RSS per `interval`, and the change from the first interval to the last."""
+    RSS per `interval`, and the change from the first interval to the last. `repeat` > 0: the first `repeat` dev
+    questions as they are, over and over (issue 12's workload: the answer cache serves them, so the app's own
+    costs, not the model, set the pace, and Gradio's per-event state grows fastest)."""
     from faqbot.config import Settings
     from faqbot.search import Retriever
 
@@ -1378,6 +1380,8 @@ def bench_soak(minutes: float, clients: int, interval: float, warmup: float, end
     index_dir = Path(settings.model_index_dir)
     items = Retriever.from_settings(settings, rebuild=False).items
     questions = [r["q"] for r in load_workload(items, None)]
+    if repeat > 0:
+        questions = questions[:repeat]
     workdir = Path(tempfile.mkdtemp(prefix="faqbot-soak-"))
     app = AppProcess(index_dir, workdir, env)
     rows = []
@@ -1385,8 +1389,8 @@ def bench_soak(minutes: float, clients: int, interval: float, warmup: float, end
         app.start()
         log(f"soak: warm-up {warmup:.0f} s, then {minutes:g} min of {clients} clients on {endpoint} (load {uptime_load()})")
         if warmup > 0:
-            LoadRun(app.port, questions, clients, endpoint, "warm").run(warmup)
-        run = LoadRun(app.port, questions, clients, endpoint, "soak")
+            LoadRun(app.port, questions, clients, endpoint, "warm", distinct=not repeat).run(warmup)
+        run = LoadRun(app.port, questions, clients, endpoint, "soak", distinct=not repeat)
         total = minutes * 60
         started = time.perf_counter()
         threads = run.start(total)
@@ -1412,6 +1416,7 @@ def bench_soak(minutes: float, clients: int, interval: float, warmup: float, end
     first, last = rows[0], rows[-1]
     change = lambda a, b: round(100.0 * (b - a) / a, 1) if a else None  # noqa: E731
     return {"endpoint": API_SEARCH if endpoint == "api" else APP_ASK, "clients": clients, "minutes": minutes,
+            "questions": f"{len(questions)} repeated" if repeat else "distinct",
             "interval_s": interval, "warmup_s": warmup, "intervals": rows, "errors": errors, "latency": latency,
             "throughput_change_pct": change(first["req_per_s"], last["req_per_s"]),
             "rss_change_pct": change(first["rss_mb"], last["rss_mb"]),
@@ -1419,7 +1424,7 @@ def bench_soak(minutes: float, clients: int, interval: float, warmup: float, end
 
 
 def print_soak(rep: dict) -> None:
-    print(f"soak: {rep['clients']} clients on {rep['endpoint']}, {rep['minutes']:g} min after {rep['warmup_s']:.0f} s warm-up, "
+    print(f"soak: {rep['clients']} clients on {rep['endpoint']} ({rep.get('questions', 'distinct')} questions), {rep['minutes']:g} min after {rep['warmup_s']:.0f} s warm-up, "
           f"one row per {rep['interval_s']:g} s; errors {rep['errors']}; latency p50 {rep['latency'].get('p50_ms', 0):.0f} "
           f"p99 {rep['latency'].get('p99_ms', 0):.0f} ms")
     print(f"  {'t (s)':>8}{'req/s':>9}{'RSS MB':>9}{'anon MB':>9}{'file MB':>9}{'load':>7}")
@@ -1445,6 +1450,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=60.0, help="seconds per --soak row (default %(default)s)")
     parser.add_argument("--warmup", type=float, default=30.0, help="--soak warm-up seconds, not counted (default %(default)s)")
     parser.add_argument("--endpoint", choices=("api", "ask"), default="api", help="--soak target: /api/search or Gradio's /ask")
+    parser.add_argument("--repeat", type=int, default=0, metavar="N",
+                        help="--soak with the first N dev questions repeated as they are (issue 12 used 50), not distinct ones")
     args = parser.parse_args(argv)
     if args.tables:
         print_tables(json.loads(args.tables.read_text(encoding="utf-8")))
@@ -1452,7 +1459,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.soak is not None:
         if args.soak <= 0 or args.interval <= 0 or args.clients < 1:
             parser.error("--soak minutes, --interval and --clients must be positive")
-        rep = bench_soak(args.soak, args.clients, min(args.interval, args.soak * 60), max(args.warmup, 0.0), args.endpoint)
+        rep = bench_soak(args.soak, args.clients, min(args.interval, args.soak * 60), max(args.warmup, 0.0), args.endpoint,
+                         max(args.repeat, 0))
         if args.save:
             args.save.write_text(json.dumps(rep, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         print(json.dumps(rep, ensure_ascii=False, indent=1)) if args.json else print_soak(rep)
