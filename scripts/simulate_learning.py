@@ -30,6 +30,11 @@ browser: a like, a click after a `related`/"not covered" reply, a rephrasing aft
 The reviewer runs `faqbot feedback suggest --json`, then `faqbot feedback approve` for every proposal whose
 (wording -> entry) pair is right by the gold label of that wording and `faqbot feedback reject` for the others,
 on the copied alternates file and index.
+
+Choices and figures. The measured questions are reported on the two sides of the dev set's page split. Constants
+of the learning loop (RankingParams.alternate_discount, feedback.MAX_PROPOSAL_CHARS) were chosen on the measured
+questions of the tune pages only; `--discounts 0,0.01,...` prints that sweep. The held-out pages' rows are
+questions no choice saw.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -61,12 +66,10 @@ from faqbot.store import apply_alternates  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REVIEWER = "simulated-reviewer"
-# Reviewer policies: "every" approves every right pair (the brief); "short" approves right pairs of at most
-# SHORT_CHARS characters and rejects longer ones (a pasted report is not a question another user will type:
-# every issue-style dev question is longer than 200 characters, every paraphrase shorter); "missed" approves
-# only right pairs with click or rephrase evidence (wordings the bot did not answer), rejecting the others.
-POLICIES = ("every", "short", "missed")
-SHORT_CHARS = 200
+# Reviewer policies: "every" approves every right pair that `suggest` proposes (it no longer proposes pastes
+# longer than feedback.MAX_PROPOSAL_CHARS); "missed" approves only right pairs with click or rephrase evidence
+# (wordings the bot did not answer), rejecting the others.
+POLICIES = ("every", "missed")
 
 
 # ---------------------------------------------------------------- workspace
@@ -251,8 +254,7 @@ def review(settings: Settings, gold: dict[str, set[str]], by: str = REVIEWER, po
         raise RuntimeError(f"faqbot feedback suggest failed ({code})")
     proposals = json.loads(text)
     approved = [p for p in proposals if p["item_id"] in gold.get(wording_key(p["wording"]), set())
-                and (policy == "every" or (policy == "short" and len(p["wording"]) <= SHORT_CHARS)
-                     or (policy == "missed" and p["clicks"] + p["rephrases"] > 0))]
+                and (policy == "every" or (policy == "missed" and p["clicks"] + p["rephrases"] > 0))]
     rejected = [p for p in proposals if p not in approved]
     if rejected:
         code, _ = faqbot("feedback", "reject", *[str(p["n"]) for p in rejected], "--db", db)
@@ -271,16 +273,22 @@ def review(settings: Settings, gold: dict[str, set[str]], by: str = REVIEWER, po
 
 
 def held_out_pages() -> set[str]:
-    """Pages on the held-out side of the whole dev set's page split (the calibration was not fit on them)."""
+    """Pages on the held-out side of the whole dev set's page split (no constant was chosen on them)."""
     return {page for page, side in assign_splits(load_dev_data()).items() if side == "heldout"}
+
+
+def page_sides(measured: list[DevQuestion]) -> dict[str, list[DevQuestion]]:
+    """The measured questions on the tune pages (constants chosen there) and on the held-out pages."""
+    heldout = held_out_pages()
+    return {"tune pages": [q for q in measured if q.page not in heldout],
+            "held-out pages": [q for q in measured if q.page in heldout]}
 
 
 def subsets(measured: list[DevQuestion], taught: set[str]) -> dict[str, list[DevQuestion]]:
     """The measured questions, and the parts of them worth reading apart."""
-    heldout = held_out_pages()
     return {
         "all measured": measured,
-        "held-out pages": [q for q in measured if q.page in heldout],
+        **page_sides(measured),
         "taught items": [q for q in measured if set(q.gold_ids) & taught],
         "untaught items": [q for q in measured if q.gold_ids and not set(q.gold_ids) & taught],
     }
@@ -340,11 +348,25 @@ def time_new_alternate(settings: Settings, current: Retriever, candidates: list[
 # ---------------------------------------------------------------- the whole run
 
 
+def sweep_discounts(after: Retriever, measured: list[DevQuestion], discounts: list[float]) -> list[dict]:
+    """R@1, answer precision and near misses asserted with the alternates scored at each discount, per page side:
+    how RankingParams.alternate_discount was chosen (on the tune pages)."""
+    out = []
+    for d in discounts:
+        judged = judge(after, measured, params=replace(after.params, alternate_discount=d))
+        for side, qs in {"all measured": measured, **page_sides(measured)}.items():
+            m = scores(judged, qs)
+            out.append({"discount": d, "questions": side, "n": m.n, "r1": round(m.r1, 4), "r3": round(m.r3, 4),
+                        "answer_precision": round(m.answer_precision, 4), "hard_asserted": round(m.hard_asserted, 4)})
+    return out
+
+
 def simulate(settings: Settings, questions: list[DevQuestion], seed: int = 0, share: float = 0.5,
              timing_runs: int = 3, log=print, split: tuple[list[DevQuestion], list[DevQuestion]] | None = None,
-             policy: str = "every") -> dict:
+             policy: str = "every", discounts: list[float] | None = None) -> dict:
     """Replay, review, measure; `settings` must point at copies (see `copy_workspace`). `split`: (replayed,
-    measured) chosen by the caller instead of `split_traffic(questions, seed, share)`."""
+    measured) chosen by the caller instead of `split_traffic(questions, seed, share)`. `discounts`: also measure
+    the alternates scored at these discounts (see `sweep_discounts`)."""
     from faqbot.web import FaqChat
 
     replayed, measured = split or split_traffic(questions, seed, share)
@@ -372,13 +394,14 @@ def simulate(settings: Settings, questions: list[DevQuestion], seed: int = 0, sh
                 continue
             rows.append((name, lang, "before", scores(judged_before, part)))
             rows.append((name, lang, "after", scores(judged_after, part)))
+    sweep = sweep_discounts(after, measured, discounts) if discounts else []
     timings = time_new_alternate(settings, after, measured, timing_runs) if timing_runs else []
     return {
         "replayed": len(replayed), "measured": len(measured), "turns": traffic.turns,
         "outcomes": dict(sorted(traffic.outcomes.items(), key=lambda kv: -kv[1])),
         "proposals": decided.proposals, "approved": decided.approved, "rejected": decided.rejected,
         "alternates": n_alternates,
-        "rows": rows, "timings": timings, "judged_before": judged_before, "judged_after": judged_after,
+        "rows": rows, "sweep": sweep, "timings": timings, "judged_before": judged_before, "judged_after": judged_after,
     }
 
 
@@ -389,13 +412,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--items", type=int, default=0, help="only this many multi-question items (a quick run); 0: all")
     ap.add_argument("--timing-runs", type=int, default=3, help="times a new alternate is added and searched (default 3)")
     ap.add_argument("--policy", choices=POLICIES, default="every",
-                    help=f"reviewer: approve every right pair, only those of at most {SHORT_CHARS} characters, or "
-                    "only those with click/rephrase evidence (default every)")
+                    help="reviewer: approve every right pair, or only those with click/rephrase evidence (default every)")
+    ap.add_argument("--discounts", default="", help="also measure alternates scored at these discounts, "
+                    "comma-separated (e.g. 0,0.01,0.02,0.05,1): how RankingParams.alternate_discount was chosen")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--keep", type=Path, help="work in this new folder and keep it (default: a temporary folder)")
     args = ap.parse_args(argv)
     if not 0 < args.share < 1:
         print(f"simulate_learning: --share {args.share} must lie between 0 and 1, e.g. 0.5", file=sys.stderr)
+        return 2
+    try:
+        discounts = [float(x) for x in args.discounts.split(",") if x.strip()]
+    except ValueError:
+        print(f"simulate_learning: --discounts {args.discounts!r} must be numbers separated by commas, e.g. 0,0.05",
+              file=sys.stderr)
         return 2
     if args.keep and args.keep.exists():
         print(f"simulate_learning: {args.keep} exists; give a new folder to --keep", file=sys.stderr)
@@ -408,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         root = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="faqbot-learning-")))
         root.mkdir(parents=True, exist_ok=True)
         result = simulate(copy_workspace(root), questions, args.seed, args.share, args.timing_runs, log,
-                          policy=args.policy)
+                          policy=args.policy, discounts=discounts)
     if args.json:
         out = {k: v for k, v in result.items() if not k.startswith("judged")}
         out["rows"] = [{"questions": n, "lang": lang, "when": w, **m.as_dict()} for n, lang, w, m in result["rows"]]
@@ -420,6 +450,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nReview (policy {args.policy}): {len(result['proposals'])} proposals, {len(result['approved'])} approved, "
           f"{len(result['rejected'])} rejected; {result['alternates']} alternate(s) in the copied file\n")
     print(format_table(result["rows"]))
+    if result["sweep"]:
+        print("\nAlternates scored at other discounts (RankingParams.alternate_discount; chosen on the tune pages):")
+        print(f"{'discount':>8}  {'questions':<15} {'n':>4} {'R@1':>6} {'R@3':>6} {'ans.prec':>8} {'hard.ans':>8}")
+        for r in result["sweep"]:
+            print(f"{r['discount']:>8g}  {r['questions']:<15} {r['n']:>4} {r['r1']:>6.3f} {r['r3']:>6.3f} "
+                  f"{_f(r['answer_precision']):>8} {_f(r['hard_asserted']):>8}")
     if result["timings"]:
         print("\nA newly added alternate found, end to end (append + apply_alternates + open index + search):")
         for t in result["timings"]:

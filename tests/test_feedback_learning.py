@@ -159,6 +159,53 @@ def test_approve_appends_the_alternate_and_updates_the_index_so_the_wording_find
     assert _suggested(db, capsys) == []  # approved: not proposed again
 
 
+def test_suggest_leaves_out_pasted_reports_but_proposes_short_wordings(tmp_path):
+    """A pasted issue report is not a question another user will type; approved, it pulled other reports to its
+    entry in the simulation. A short wording with the same evidence is proposed."""
+    from faqbot.feedback import MAX_PROPOSAL_CHARS
+
+    paste = ("MindSpore 1.1.0 Ascend 910 Ubuntu 18.04 aarch64 CANN 20.2 python 3.7.5 pip install ok, but "
+             "import mindspore fails: ImportError: libge_runner.so: cannot open shared object file: No such file "
+             "or directory. I set LD_LIBRARY_PATH as the guide says. What is missing?")
+    assert len(paste) > MAX_PROPOSAL_CHARS
+    store = FeedbackStore(tmp_path / "fb.sqlite3")
+    store.record(paste, LIKE, item_id="a/b/c/1", lang="en", session="s1")
+    store.record("import mindspore cannot find libge_runner.so", LIKE, item_id="a/b/c/1", lang="en", session="s2")
+    assert store.flush(10)
+    assert [p["wording"] for p in store.suggest()] == ["import mindspore cannot find libge_runner.so"]
+    assert {p["wording"] for p in store.suggest(max_chars=None)} == {paste, "import mindspore cannot find libge_runner.so"}
+    store.close()
+
+
+def test_an_alternate_counts_less_than_the_entrys_own_question_but_its_own_wording_still_finds_it(
+    tmp_path, fake_corpus, fake_embedder
+):
+    """RankingParams.alternate_discount comes off alternate rows only: the entry's own question keeps its cosine,
+    and asking the approved wording itself still puts its entry first."""
+    import faqbot.store as store_mod
+    from faqbot.alternates import Alternate, append_alternates
+    from faqbot.search import RankingParams, Retriever
+
+    index_dir, alternates = tmp_path / "index", tmp_path / "alternates.jsonl"
+    store_mod.build(fake_corpus, fake_embedder, index_dir, progress=False, reuse=False)
+    target = next(i for i in fake_corpus.items if i.entries.get("en") and i.entry("en").question == UNINSTALL)
+    wording = "mindspore 去掉 删光光"
+    append_alternates(alternates, [Alternate(target.id, "zh", wording, "editor", "2026-11-28")])
+    store_mod.apply_alternates(index_dir, fake_embedder, alternates)
+    opened = store_mod.open_index(index_dir)
+    pos = next(n for n, it in enumerate(opened.dense.items) if it.id == target.id)
+    discount = RankingParams().alternate_discount
+    assert discount > 0
+    alt_vec = fake_embedder.embed_queries([wording])[0]
+    own_vec = fake_embedder.embed_queries([UNINSTALL])[0]
+    full, discounted = (opened.dense.item_scores(alt_vec, alt_discount=d)[pos] for d in (0.0, discount))
+    assert abs(full - 1.0) < 1e-3 and abs(discounted - (1.0 - discount)) < 1e-3
+    own = [opened.dense.item_scores(own_vec, alt_discount=d)[pos] for d in (0.0, discount)]
+    assert own[0] == own[1]  # the entry's own question is not discounted
+    retriever = Retriever(opened.dense, opened.lexical, fake_embedder)
+    assert retriever.search(wording).hits[0].item.id == target.id
+
+
 # ---------------------------------------------------------------- gap report
 
 

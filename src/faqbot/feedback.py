@@ -35,6 +35,9 @@ KINDS = ("vote", "off_topic", "click", "rephrase")
 
 _MAX_QUESTION = 2000  # a long paste is stored shortened; spacing is normalised so the report groups alike text
 _BATCH = 200  # rows written in one transaction
+# `suggest` proposes wordings of at most this many characters: longer is a pasted report (every issue-style dev
+# question is longer than 200 characters, every paraphrase shorter)
+MAX_PROPOSAL_CHARS = 200
 _PG_MIGRATION_LOCK = 7_202_611  # pg_advisory_xact_lock key: two replicas starting at once migrate one after the other
 
 
@@ -661,16 +664,22 @@ class FeedbackStore:
             ev["last"] = when
         return found
 
-    def suggest(self, known: dict[str, set[str]] | None = None) -> list[dict]:
+    def suggest(self, known: dict[str, set[str]] | None = None, max_chars: int | None = MAX_PROPOSAL_CHARS) -> list[dict]:
         """Open proposals (wording -> item id), numbered, with their evidence. New pairs with more positive than
         negative evidence are proposed once; a wording that already is one of the item's questions (`known`:
-        item id -> wording keys) is not. Approved or rejected pairs are never proposed again."""
+        item id -> wording keys) is not. Approved or rejected pairs are never proposed again.
+
+        Wordings longer than `max_chars` (None: any length) are not proposed: a pasted issue report is not a
+        question another user will type, and in the simulation (docs/retrieval.md, "Learning from use,
+        simulated") approved pastes pulled other reports to their entry and made near misses asserted."""
         known = known or {}
         evidence = self.evidence()
         with self._editor() as conn:
             for (key, item_id), ev in evidence.items():
                 positive = ev["likes"] + ev["clicks"] + ev["rephrases"]
                 if positive <= ev["dislikes"] or key in known.get(item_id, set()):
+                    continue
+                if max_chars is not None and len(ev["wording"]) > max_chars:
                     continue
                 self._execute(
                     conn,
@@ -684,7 +693,7 @@ class FeedbackStore:
         out = []
         for number, key, item_id, wording, lang in open_rows:
             ev = evidence.get((key, item_id))
-            if ev is None or key in known.get(item_id, set()):
+            if ev is None or key in known.get(item_id, set()) or (max_chars is not None and len(wording) > max_chars):
                 continue
             out.append({"n": number, "wording": wording, "item_id": item_id, "lang": lang,
                         **{k: ev[k] for k in ("likes", "dislikes", "clicks", "rephrases", "first", "last")},

@@ -40,6 +40,9 @@ class RankingParams:
     oov_penalty: float = 0.10  # the legacy confidence signal: top - oov_penalty*oov + lexical_evidence*log1p(bm25)
     lexical_evidence: float = 0.05
     segment_discount: float = 0.0
+    # off the cosine of an approved alternate question (FaqIndex.item_scores): a user's wording wins only when it is
+    # clearly closer than the entry's own question; chosen on the tune pages of scripts/simulate_learning.py
+    alternate_discount: float = 0.05
     answer_at: float | None = None  # None: the calibrated threshold
     use_dense: bool = True
     use_lexical: bool = True
@@ -166,9 +169,9 @@ class Retriever:
         dense = np.zeros(n, dtype=np.float32)
         lex, oov = np.zeros(n, dtype=np.float32), 0.0
         if p.use_dense:
-            dense = self.index.item_scores(self._embed(signal.dense_text))
+            dense = self.index.item_scores(self._embed(signal.dense_text), alt_discount=p.alternate_discount)
             if signal.segments:  # a long paste: each item also scored by the best of its error segments
-                seg = self.index.item_scores(self._embed(signal.segments_text))
+                seg = self.index.item_scores(self._embed(signal.segments_text), alt_discount=p.alternate_discount)
                 dense = np.maximum(dense, seg - p.segment_discount)
         if p.use_lexical:
             lex, oov = self.lexical.evidence(signal.lexical_text)
