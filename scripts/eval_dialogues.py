@@ -26,10 +26,12 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from faqbot.config import Settings
 from faqbot.conversation import (
-    DEFAULT_RULE, ContextRule, answer_threshold, as_result, decide, level, needs_context, own_oov, search_in_context,
-    topic_query,
+    DEFAULT_RULE, ContextRule, answer_threshold, as_result, decide, level, needs_context, own_oov, own_words, page_of,
+    search_in_context, topic_query,
 )
 from faqbot.schema import SearchResult
 from faqbot.search import Ranking, Retriever
@@ -80,6 +82,7 @@ class Turn:
     topics: dict[tuple[str, int], Ranking]  # (topic, window) -> the topic's ranking
     items: list
     answer_at: float | None = None
+    words: int = 0
 
     @property
     def category(self) -> str:
@@ -99,13 +102,13 @@ def collect(retriever: Retriever, dialogues: list[dict]) -> list[Turn]:
         topics = {(topic, w): retriever.rank(topic_query(history, t["q"], ContextRule(topic=topic, window=w)))
                   for topic, w in SOURCES}
         turns.append(Turn(d, n, history, t["q"], t["gold_ids"], retriever.rank(t["q"]), own_oov(retriever, t["q"]),
-                          topics, retriever.items, answer_threshold(retriever)))
+                          topics, retriever.items, answer_threshold(retriever), own_words(t["q"])))
     return turns
 
 
 def made(turn: Turn, rule: ContextRule):
     """What the conversation changed for this turn under `rule` (None: answered as alone)."""
-    if not needs_context(turn.alone, turn.oov, rule):
+    if not needs_context(turn.alone, turn.oov, rule, turn.words):
         return None
     return decide(turn.items, turn.alone, turn.topics[(rule.topic, rule.window)], rule, turn.answer_at)
 
@@ -115,39 +118,16 @@ def decided(turn: Turn, rule: ContextRule) -> SearchResult:
     return as_result(turn.items, turn.alone, 5, made(turn, rule))
 
 
-def tally(turns: list[Turn], answer) -> dict[str, list[int]]:
-    """Per category: [good, n] where good is right (follow, switch) or not refused (offtopic), and for offtopic
-    also [asserted]."""
-    out = defaultdict(lambda: [0, 0, 0])
-    for t in turns:
-        r = answer(t)
-        c = t.category
-        if c == "offtopic":
-            out[c][0] += level(r) != "none"
-            out[c][2] += asserted(r)
-        else:
-            out[c][0] += right(r, t.gold)
-        out[c][1] += 1
-    return out
-
-
-def objective(turns: list[Turn], rule: ContextRule, alone: dict | None = None) -> tuple:
-    ctx = tally(turns, lambda t: decided(t, rule))
-    alone = alone or tally(turns, lambda t: as_result(t.items, t.alone, 5))
-    switch_loss = max(0, alone["switch"][0] - ctx["switch"][0])
-    # no off-topic asserted beyond what the follow-up alone asserts, no switch lost, the most follow-ups right,
-    # then the fewest off-topic follow-ups lifted out of "not covered"
-    return (-max(0, ctx["offtopic"][2] - alone["offtopic"][2]), -switch_loss, ctx["follow"][0],
-            -max(0, ctx["offtopic"][0] - alone["offtopic"][0]))
-
-
 GRID = {
     "source": SOURCES,
     "keep_alone": (0.0, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99, float("inf")),  # at or below answer_at: all alike
     "max_oov": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.01),
     "page_bonus": (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.15, 0.2),
     "item_bonus": (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1),
+    "short_words": (0, 1, 2, 3, 4, 5, 6),
+    "keep_other_page": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, float("inf")),
 }
+SCORING = ("source", "page_bonus", "item_bonus")  # how the topic re-ranks; the other levers only gate it
 
 
 def rule_of(values: dict) -> ContextRule:
@@ -173,21 +153,55 @@ def wilson_lower(good: int, n: int, z: float = 1.96) -> float:
     return (p + z * z / (2 * n) - z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5) / (1 + z * z / n)
 
 
+def _outcomes(turns: list[Turn], result) -> np.ndarray:
+    """Per turn: [right, asserted, not refused] of a SearchResult-giving function (rows: turns)."""
+    out = []
+    for t in turns:
+        r = result(t)
+        out.append((t.category != "offtopic" and right(r, t.gold), asserted(r), level(r) != "none"))
+    return np.array(out, dtype=int).reshape(len(turns), 3)
+
+
 def tune(turns: list[Turn]) -> ContextRule:
     """The best rule on these turns. Many rules tie (a plateau); of those, each constant is set to the median of
     its tied values, the centre of the plateau, so the choice does not sit on the edge of what the few tuning
     dialogues happen to allow (if that mix is not itself among the best, the first best rule is kept). Answers the
     conversation made are asserted only if the tuning split shows them precise: the lower end of the 95%
-    interval of their precision at least SAFE_PRECISION."""
-    alone = tally(turns, lambda t: as_result(t.items, t.alone, 5))
+    interval of their precision at least SAFE_PRECISION.
+
+    The sweep is exhaustive but split in two: the scoring levers (SCORING) decide what the topic would make of a
+    turn, the other levers only decide whether a turn is re-ranked at all, so each scoring mix is computed once."""
+    cats = np.array([t.category for t in turns])
+    follow, switch, off = cats == "follow", cats == "switch", cats == "offtopic"
+    alone = _outcomes(turns, lambda t: as_result(t.items, t.alone, 5))
+    gates = [n for n in GRID if n not in SCORING]
+    gate_values = list(itertools.product(*(GRID[n] for n in gates)))
+    # which turns each gate combination lets the topic re-rank (needs_context and keep_other_page)
+    open_ = np.zeros((len(gate_values), len(turns)), dtype=bool)
+    for g, values in enumerate(gate_values):
+        rule = ContextRule(**dict(zip(gates, values)))
+        open_[g] = [needs_context(t.alone, t.oov, rule, t.words) for t in turns]
+    conf = np.array([t.alone.confidence for t in turns])
     best_key, tied = None, []
-    for values in itertools.product(*GRID.values()):
-        named = dict(zip(GRID, values))
-        key = objective(turns, rule_of(named), alone)
-        if best_key is None or key > best_key:
-            best_key, tied = key, [named]
-        elif key == best_key:
-            tied.append(named)
+    for values in itertools.product(*(GRID[n] for n in SCORING)):
+        named = dict(zip(SCORING, values))
+        base = rule_of({**named, "keep_alone": float("inf"), "max_oov": 2.0})  # ungated: what the topic makes of each turn
+        other_page = np.array([bool(len(t.alone.order)) and bool(len(t.topics[(base.topic, base.window)].order))
+                               and page_of(t.items[int(t.alone.order[0])])
+                               != page_of(t.items[int(t.topics[(base.topic, base.window)].order[0])]) for t in turns])
+        ctx = _outcomes(turns, lambda t: decided(t, base))
+        for g, gv in enumerate(gate_values):
+            kop = dict(zip(gates, gv))["keep_other_page"]
+            use = open_[g] & ~(other_page & (conf >= kop))
+            res = np.where(use[:, None], ctx, alone)
+            key = (-max(0, int(res[off, 1].sum()) - int(alone[off, 1].sum())),
+                   -max(0, int(alone[switch, 0].sum()) - int(res[switch, 0].sum())),
+                   int(res[follow, 0].sum()),
+                   -max(0, int(res[off, 2].sum()) - int(alone[off, 2].sum())))
+            if best_key is None or key > best_key:
+                best_key, tied = key, [{**named, **dict(zip(gates, gv))}]
+            elif key == best_key:
+                tied.append({**named, **dict(zip(gates, gv))})
     centre = {name: sorted((v[name] for v in tied), key=str if name == "source" else None)[(len(tied) - 1) // 2]
               for name in GRID}
     rule = rule_of(centre if centre in tied else tied[0])
@@ -255,9 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dialogues", type=Path, default=DIALOGUES)
     ap.add_argument("--tune", action="store_true", help="sweep the rule on the tuning split and print the best one")
+    ap.add_argument("--first", type=int, default=0, metavar="N",
+                    help="only the first N dialogues of the file (77: the set of the 2026-11-28 figures)")
     args = ap.parse_args(argv)
     retriever = Retriever.from_settings(Settings(), rebuild=False)
     dialogues = load_dialogues(args.dialogues)
+    if args.first > 0:
+        dialogues = dialogues[:args.first]
     splits = {s: [d for d in dialogues if split_of(d["id"]) == s] for s in ("tune", "heldout")}
     rule = DEFAULT_RULE
     if args.tune:

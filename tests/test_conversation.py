@@ -8,12 +8,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from faqbot.conversation import (
-    DEFAULT_RULE, ContextRule, HistoryError, answer_threshold, clean_history, joined_query, needs_context, own_oov,
-    page_of, search_in_context, topic_query,
+    DEFAULT_RULE, ContextRule, HistoryError, answer_threshold, clean_history, decide, joined_query, needs_context,
+    own_oov, own_words, page_of, search_in_context, topic_query,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,6 +100,17 @@ def test_standalone_question_answered_alone_keeps_its_answer(retriever):
     assert n >= 10 and kept == n
 
 
+def test_every_standalone_question_the_faq_answers_alone_is_answered_as_well_after_a_turn(retriever):
+    """Issue 11: a topic switch does as well with the history as alone, over every switch of the dialogues."""
+    lost, n = [], 0
+    for history, turn in _follow_ups("switch"):
+        if _right(retriever.search(turn["q"]), turn["gold_ids"]):
+            n += 1
+            if not _right(search_in_context(retriever, turn["q"], history), turn["gold_ids"]):
+                lost.append(turn["q"])
+    assert n >= 20 and lost == []
+
+
 def test_off_topic_follow_up_is_not_answered_because_of_the_conversation(retriever):
     checked = 0
     for kind in ("offtopic", "three_turn"):
@@ -162,6 +174,43 @@ def test_a_follow_up_costs_at_most_one_extra_model_call(fake_retriever, monkeypa
         assert alone_calls >= 1 and len(calls) <= alone_calls + 1
         if rule is always:
             assert len(calls) == alone_calls + 1  # the topic's ranking is the one extra call
+
+
+def _ranking(scores, match="related", confidence=0.5):
+    """A Ranking of made-up scores (item positions best first), as Retriever.rank gives."""
+    import numpy as np
+
+    from faqbot.search import Ranking
+
+    scores = np.asarray(scores, dtype=np.float32)
+    return Ranking("q", "q", "en", np.argsort(-scores, kind="stable"), scores, {}, confidence, match)
+
+
+# three items: 0 and 1 on one FAQ page, 2 on another
+_ITEMS = [SimpleNamespace(component="mindspore", category=c) for c in ("installation", "installation", "data")]
+
+
+def test_short_follow_up_of_unknown_words_still_looks_for_its_topic():
+    """"总共有几档可以选？" says nothing the FAQ knows (its subject is in the earlier turn); a long question of unknown
+    words is off-topic and stays as asked."""
+    rule = ContextRule(max_oov=0.7, short_words=2)
+    alone = _ranking([0.5, 0.4, 0.3], match="none", confidence=0.05)
+    assert needs_context(alone, oov=1.0, rule=rule, words=2)
+    assert not needs_context(alone, oov=1.0, rule=rule, words=3)
+    assert not needs_context(alone, oov=1.0, rule=rule)  # word count unknown: the OOV rule alone decides
+    assert own_words("一共有几种？") == 2 and own_words("   ") == 0
+
+
+def test_follow_up_confident_on_another_page_than_the_topic_keeps_its_answer():
+    """A topic switch the FAQ answers only at the "related" level: its own first entry (page "data") leads the
+    topic's page by less than the page bonus, so the bonus alone would drag it back; confident enough, it stays."""
+    alone = _ranking([0.50, 0.40, 0.52], confidence=0.45)
+    topic = _ranking([0.90, 0.30, 0.20], match="answer", confidence=0.9)
+    dragged = decide(_ITEMS, alone, topic, ContextRule(keep_other_page=float("inf")), answer_at=0.75)
+    assert dragged is not None and int(dragged[0][0]) == 0
+    assert decide(_ITEMS, alone, topic, ContextRule(keep_other_page=0.4), answer_at=0.75) is None
+    unsure = _ranking([0.50, 0.40, 0.52], confidence=0.2)  # an elliptic follow-up: its own first entry is a guess
+    assert int(decide(_ITEMS, unsure, topic, ContextRule(keep_other_page=0.4), answer_at=0.75)[0][0]) == 0
 
 
 def test_history_must_be_a_list_of_strings():

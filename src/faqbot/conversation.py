@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .schema import Hit, SearchResult
+from .lexical import query_words
 from .search import clean_query
 from .text import to_simplified
 
@@ -34,7 +35,11 @@ class ContextRule:
       alone) or "joined" (the last `window` earlier questions joined with the follow-up).
     - `keep_alone`: a follow-up the FAQ answers alone (level "answer") at least this confident stands on its own
       (a topic switch) and costs no extra model call.
-    - `max_oov`: a follow-up whose own words are this unknown to the FAQ (IDF-weighted share) stays off-topic.
+    - `max_oov`: a follow-up whose own words are this unknown to the FAQ (IDF-weighted share) stays off-topic...
+    - `short_words`: ...unless it has at most this many words: "总共有几档可以选？" says nothing the FAQ knows because
+      its subject is in an earlier turn.
+    - `keep_other_page`: a follow-up whose own first entry is on another page than the topic's and at least this
+      confident keeps its own answer (a topic switch the FAQ answers only at the "related" level).
     - `page_bonus`: added to the follow-up's own score of every entry on the topic's FAQ page (component/category).
     - `item_bonus`: added on top of that for the topic's entry itself.
     - `assert_from_context`: whether an answer the follow-up alone did not assert may be asserted thanks to the
@@ -46,6 +51,8 @@ class ContextRule:
     window: int = 2
     keep_alone: float = 0.85
     max_oov: float = 0.7
+    short_words: int = 2
+    keep_other_page: float = 0.4
     page_bonus: float = 0.06
     item_bonus: float = 0.02
     assert_from_context: bool = False
@@ -80,6 +87,12 @@ def topic_query(history: list[str], query: str, rule: ContextRule = DEFAULT_RULE
     return history[-1] if rule.topic == "previous" else joined_query(history, query, rule.window)
 
 
+def own_words(query: str) -> int:
+    """How many distinct words the follow-up has (the BM25 tokens: stop words left out; no model call)."""
+    cleaned, _ = clean_query(query)
+    return len(query_words(to_simplified(cleaned))) if cleaned else 0
+
+
 def own_oov(retriever: Any, query: str) -> float:
     """Share of the follow-up's own word weight on words the FAQ never uses (BM25 only: no model call)."""
     cleaned, _ = clean_query(query)
@@ -93,13 +106,13 @@ def level(result: Any) -> str:
     return getattr(result, "match", "") or ("answer" if result.in_scope and result.hits else "none")
 
 
-def needs_context(alone: Any, oov: float, rule: ContextRule = DEFAULT_RULE) -> bool:
+def needs_context(alone: Any, oov: float, rule: ContextRule = DEFAULT_RULE, words: int | None = None) -> bool:
     """Whether the conversation may change this answer at all (if not, no extra model call is made).
-    `alone` is the follow-up's own Ranking (or SearchResult)."""
+    `alone` is the follow-up's own Ranking (or SearchResult); `words` its word count (`own_words`)."""
     ranked = alone.order if hasattr(alone, "order") else alone.hits
     if not alone.query.strip() or not len(ranked):
         return False  # empty question, or nothing matches the filters
-    if oov > rule.max_oov:
+    if oov > rule.max_oov and (words is None or words > rule.short_words):
         return False  # talks about things the FAQ never mentions: stays off-topic
     return not (level(alone) == "answer" and alone.confidence >= rule.keep_alone)
 
@@ -131,7 +144,10 @@ def decide(items: list, alone: Any, topic: Any, rule: ContextRule = DEFAULT_RULE
     order = np.argsort(-scores, kind="stable")[:len(alone.order)]
     order = order[np.isfinite(scores[order])]
     first, own_first = int(order[0]), int(alone.order[0])
-    if page_of(items[first]) != page_of(items[int(topic.order[0])]):
+    topic_page = page_of(items[int(topic.order[0])])
+    if page_of(items[own_first]) != topic_page and alone.confidence >= rule.keep_other_page:
+        return None  # confident enough on its own page: a topic switch
+    if page_of(items[first]) != topic_page:
         return None  # the follow-up's own evidence outweighs the topic: asked as if alone
     if first == own_first and alone.match != "none":
         return None  # the topic agrees with the follow-up's own first entry and level
@@ -172,7 +188,7 @@ def search_in_context(
     if not history:
         return retriever.search(query, k=k, version=version, component=component)
     alone = retriever.rank(query, version=version, component=component)
-    if not needs_context(alone, own_oov(retriever, query), rule):
+    if not needs_context(alone, own_oov(retriever, query), rule, own_words(query)):
         return as_result(retriever.items, alone, k)
     topic = retriever.rank(topic_query(history, clean_query(query)[0], rule), version=version, component=component)
     return as_result(retriever.items, alone, k, decide(retriever.items, alone, topic, rule, answer_threshold(retriever)))
