@@ -60,7 +60,7 @@ from faqbot.alternates import Alternate, alternates_path, append_alternates, loa
 from faqbot.config import Settings  # noqa: E402
 from faqbot.devset import DevQuestion, assign_splits, load_dev_data  # noqa: E402
 from faqbot.evaluate import Judged, Metrics, judge, metrics  # noqa: E402
-from faqbot.feedback import FeedbackStore, mask_personal, wording_key  # noqa: E402
+from faqbot.feedback import MAX_PROPOSAL_CHARS, FeedbackStore, mask_personal, wording_key  # noqa: E402
 from faqbot.search import Retriever  # noqa: E402
 from faqbot.store import apply_alternates  # noqa: E402
 
@@ -320,15 +320,20 @@ def format_table(rows: list[tuple[str, str, str, Metrics]]) -> str:
 
 def time_new_alternate(settings: Settings, current: Retriever, candidates: list[DevQuestion], runs: int = 3) -> list[dict]:
     """Seconds from appending one alternate to a fresh search finding it on top: append_alternates +
-    apply_alternates + opening the updated index + the search. Uses measured questions the index missed."""
+    apply_alternates + opening the updated index + the search. Uses measured questions the index missed that
+    `suggest` could propose (at most MAX_PROPOSAL_CHARS characters: a long paste also costs a long embedding)."""
     path = alternates_path(settings.corpus_dir)
+    latest = {it.id for it, shown in zip(current.items, current.filter_mask("latest")) if shown}
     out = []
     for dq in candidates:
         if len(out) >= runs:
             break
-        if not dq.gold_ids or current.search(dq.q, k=1).hits[0].item.id in dq.gold_ids:
+        if not dq.gold_ids or len(" ".join(dq.q.split())) > MAX_PROPOSAL_CHARS \
+                or current.search(dq.q, k=1).hits[0].item.id in dq.gold_ids:
             continue
-        alt = Alternate(id=dq.gold_ids[0], lang=dq.lang if dq.lang in ("zh", "en") else "en",
+        # the entry a user would have liked: one the default (latest) search can show, not its older copy
+        target = next((g for g in dq.gold_ids if g in latest), dq.gold_ids[0])
+        alt = Alternate(id=target, lang=dq.lang if dq.lang in ("zh", "en") else "en",
                         question=" ".join(dq.q.split()), approved_by=REVIEWER, approved_at=today())
         started = time.perf_counter()
         append_alternates(path, [alt])
@@ -339,7 +344,7 @@ def time_new_alternate(settings: Settings, current: Retriever, candidates: list[
         loaded = time.perf_counter()
         top = after.search(dq.q, k=1).hits[0].item.id
         done = time.perf_counter()
-        out.append({"question": dq.q[:60], "found": top == alt.id, "append": round(applied - started, 3),
+        out.append({"question": dq.q[:60], "chars": len(alt.question), "found": top == alt.id, "append": round(applied - started, 3),
                     "apply": round(opened - applied, 3), "open": round(loaded - opened, 3),
                     "search": round(done - loaded, 3), "total": round(done - started, 3)})
     return out
@@ -460,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nA newly added alternate found, end to end (append + apply_alternates + open index + search):")
         for t in result["timings"]:
             print(f"  {t['total']:.2f} s (append {t['append']:.3f}, apply {t['apply']:.2f}, open {t['open']:.2f}, "
-                  f"search {t['search']:.3f}); found on top: {t['found']}")
+                  f"search {t['search']:.3f}); {t['chars']} characters; found on top: {t['found']}")
     return 0
 
 
