@@ -2,6 +2,7 @@
 
     python scripts/eval_dialogues.py            # the table on the held-out split (docs/retrieval.md)
     python scripts/eval_dialogues.py --tune     # also sweep ContextRule on the tuning split and print the best
+    python scripts/eval_dialogues.py --first 77 # only the first 77 dialogues (the set of the 2026-11-28 figures)
 
 Dialogues are split by a hash of their id (`split_of`): about 40% tune the rule, the rest are held out. Every
 follow-up turn (2nd and 3rd) is asked with the earlier questions of its dialogue as history, through
@@ -185,7 +186,8 @@ def tune(turns: list[Turn]) -> ContextRule:
     best_key, tied = None, []
     for values in itertools.product(*(GRID[n] for n in SCORING)):
         named = dict(zip(SCORING, values))
-        base = rule_of({**named, "keep_alone": float("inf"), "max_oov": 2.0})  # ungated: what the topic makes of each turn
+        # ungated: what the topic makes of each turn
+        base = rule_of({**named, "keep_alone": float("inf"), "max_oov": 2.0, "keep_other_page": float("inf")})
         other_page = np.array([bool(len(t.alone.order)) and bool(len(t.topics[(base.topic, base.window)].order))
                                and page_of(t.items[int(t.alone.order[0])])
                                != page_of(t.items[int(t.topics[(base.topic, base.window)].order[0])]) for t in turns])
