@@ -696,13 +696,16 @@ def ask_http(conn: http.client.HTTPConnection, question: str) -> str:
     return answer
 
 
-def sequential_http(port: int, questions: list[str]) -> tuple[list[float], int, int]:
+def sequential_http(port: int, questions: list[str], call=None) -> tuple[list[float], int, int]:
+    """One client, one request at a time, on one keep-alive connection (reopened after an error): the round
+    times, the errors, and the size of the last answer. `call(conn, question)` defaults to Gradio's /ask."""
+    call = call or ask_http
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
     times, errors, chars = [], 0, 0
     for q in questions:
         t0 = time.perf_counter()
         try:
-            chars = len(ask_http(conn, q))
+            chars = len(call(conn, q))
             times.append(time.perf_counter() - t0)
         except (OSError, http.client.HTTPException, AskError, ValueError):
             errors += 1
@@ -1091,18 +1094,7 @@ def api_search(conn: http.client.HTTPConnection, question: str, k: int = 5) -> d
 
 def api_sequential(port: int, questions: list[str]) -> dict:
     """One client, one request at a time: the idle round trip of /api/search."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
-    times, errors = [], 0
-    for q in questions:
-        t0 = time.perf_counter()
-        try:
-            api_search(conn, q)
-            times.append(time.perf_counter() - t0)
-        except (OSError, http.client.HTTPException, AskError, ValueError):
-            errors += 1
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
-    conn.close()
+    times, errors, _ = sequential_http(port, questions, call=api_search)
     return {**summary(times), "errors": errors, "load": uptime_load()}
 
 

