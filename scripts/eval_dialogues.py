@@ -3,6 +3,7 @@
     python scripts/eval_dialogues.py            # the table on the held-out split (docs/retrieval.md)
     python scripts/eval_dialogues.py --tune     # also sweep ContextRule on the tuning split and print the best
     python scripts/eval_dialogues.py --first 77 # only the first 77 dialogues (the set of the 2026-11-28 figures)
+    python scripts/eval_dialogues.py --since d139  # only d139 on (written after the rule's form was chosen)
 
 Dialogues are split by a hash of their id (`split_of`): about 40% tune the rule, the rest are held out. Every
 follow-up turn (2nd and 3rd) is asked with the earlier questions of its dialogue as history, through
@@ -48,6 +49,12 @@ def split_of(dialogue_id: str) -> str:
     """'tune' or 'heldout', fixed by the id alone (adding dialogues never moves the others)."""
     bucket = int(hashlib.sha256(dialogue_id.encode("utf-8")).hexdigest()[:8], 16) % 100
     return "tune" if bucket < TUNE_SHARE else "heldout"
+
+
+def id_number(dialogue_id: str) -> int:
+    """d139 -> 139 (ids are numbered in the order dialogues were written)."""
+    digits = "".join(ch for ch in dialogue_id if ch.isdigit())
+    return int(digits) if digits else -1
 
 
 def load_dialogues(path: Path = DIALOGUES) -> list[dict]:
@@ -273,11 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tune", action="store_true", help="sweep the rule on the tuning split and print the best one")
     ap.add_argument("--first", type=int, default=0, metavar="N",
                     help="only the first N dialogues of the file (77: the set of the 2026-11-28 figures)")
+    ap.add_argument("--since", default="", metavar="ID",
+                    help="only dialogues from this id on (d139: the set written after the rule's form was chosen)")
     args = ap.parse_args(argv)
     retriever = Retriever.from_settings(Settings(), rebuild=False)
     dialogues = load_dialogues(args.dialogues)
     if args.first > 0:
         dialogues = dialogues[:args.first]
+    if args.since:
+        dialogues = [d for d in dialogues if id_number(d["id"]) >= id_number(args.since)]
     splits = {s: [d for d in dialogues if split_of(d["id"]) == s] for s in ("tune", "heldout")}
     rule = DEFAULT_RULE
     if args.tune:
