@@ -42,6 +42,7 @@ DIALOGUES = Path(__file__).resolve().parents[1] / "tests" / "data" / "dialogues.
 TUNE_SHARE = 40  # percent of dialogues (by id hash) that tune the rule
 KINDS = ("elliptic", "switch", "offtopic", "three_turn")
 SOURCES = (("previous", 1), ("joined", 1), ("joined", 2))  # (topic, window) of the one extra ranking
+SHOWN = 3  # a "related" reply in the chat shows its first entry expanded and the next ones as suggestions
 SAFE_PRECISION = 0.97  # an answer made by the conversation may be asserted only if this precise (lower bound)
 
 
@@ -71,6 +72,12 @@ def category(dialogue: dict, turn: dict) -> str:
 def asserted(result: SearchResult) -> bool:
     """Answered as if the FAQ covered it (level 'answer')."""
     return level(result) == "answer"
+
+
+def among_first(result: SearchResult, gold: list[str], n: int = SHOWN) -> bool:
+    """A gold entry is among the first `n` entries and the reply is not "not covered". For a "related" reply (what
+    the conversation makes) the chat shows exactly these: the first expanded, the next ones as suggestions."""
+    return bool(level(result) != "none" and any(h.item.id in gold for h in result.hits[:n]))
 
 
 def right(result: SearchResult, gold: list[str]) -> bool:
@@ -222,6 +229,7 @@ def table(retriever: Retriever, dialogues: list[dict], rule: ContextRule) -> str
     """Per kind and language, through search_in_context itself (exactly what the app does)."""
     rows = defaultdict(lambda: {"follow": [0, 0, 0], "switch": [0, 0, 0], "offtopic": [0, 0, 0]})
     related = extra_calls = follow_ups = most_calls = 0
+    shown = {"ctx": 0, "alone": 0, "n": 0}  # in-scope follow-ups with a gold entry among the first SHOWN entries
     rank, calls = retriever.rank, []
 
     def counted(*args, **kwargs):  # every ranking search_in_context asks for (a model call, or two for a paste)
@@ -242,6 +250,10 @@ def table(retriever: Retriever, dialogues: list[dict], rule: ContextRule) -> str
         extra_calls += extra
         most_calls = max(most_calls, extra)
         related += c != "offtopic" and right(ctx, t["gold_ids"]) and level(ctx) == "related"
+        if c == "follow":
+            shown["n"] += 1
+            shown["ctx"] += among_first(ctx, t["gold_ids"])
+            shown["alone"] += among_first(alone, t["gold_ids"])
         for key in ((d["kind"], d["lang"]), (d["kind"], "all"), ("all", d["lang"]), ("all", "all")):
             cell = rows[key][c]
             if c == "offtopic":
@@ -269,6 +281,10 @@ def table(retriever: Retriever, dialogues: list[dict], rule: ContextRule) -> str
             if r is None:
                 continue
             lines.append(f"{kind:<11}{lang:<5}  {fmt(r['follow'])}  {fmt(r['switch'])}  {fmt(r['offtopic'], share=False)}")
+    if shown["n"]:
+        lines.append(f"follow-ups with a gold entry among the first {SHOWN} (not refused): "
+                     f"{shown['ctx'] / shown['n']:.3f} with history, {shown['alone'] / shown['n']:.3f} alone "
+                     f"({shown['ctx']} and {shown['alone']} of {shown['n']})")
     lines.append(f"right with history at the 'related' level (\"may help\"): {related}; extra rankings (model calls) "
                  f"per follow-up: {extra_calls} over {follow_ups} follow-ups, at most {most_calls} for one")
     return "\n".join(lines)
