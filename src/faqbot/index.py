@@ -220,8 +220,7 @@ class FaqIndex:
         counts = np.bincount(self.rows["item"], minlength=len(self.items)) if len(self.rows) else np.zeros(len(self.items), int)
         self._item_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._vectors = _vector_matrix(self.faiss_index)
-        # approved alternate questions (faqbot.store): kind q, chunk > 0; item_scores can score them lower
-        self._is_alt = (self.rows["kind"] == KIND_Q) & (self.rows["chunk"] > 0) if len(self.rows) else np.zeros(0, bool)
+        self._is_alt = is_alternate_row(self.rows)  # item_scores can score approved alternates lower
 
     @property
     def model(self) -> str:
@@ -329,6 +328,12 @@ class FaqIndex:
 # ------------------------------------------------------------------ building
 
 
+def is_alternate_row(rows: np.ndarray) -> np.ndarray:
+    """Which rows hold an approved alternate question (faqbot.store): kind q with chunk > 0; chunk 0 is the
+    entry's own question."""
+    return (rows["kind"] == KIND_Q) & (rows["chunk"] > 0) if len(rows) else np.zeros(0, bool)
+
+
 def _row_key(model: str, mode: str, text: str) -> bytes:
     return hashlib.blake2b(f"{model}\0{mode}\0{text}".encode(), digest_size=8).hexdigest().encode()
 
@@ -385,8 +390,7 @@ def save_index(index: FaqIndex, out_dir: str | Path) -> Path:
     from faqbot import store
     from faqbot.lexical import LexicalIndex
 
-    alt = (index.rows["kind"] == KIND_Q) & (index.rows["chunk"] > 0) if len(index.rows) else np.zeros(0, bool)
-    if alt.any():
+    if is_alternate_row(index.rows).any():
         raise ValueError("an index with alternate questions is saved by faqbot.store (it needs their text for BM25)")
     lexical = LexicalIndex.build(index.items, index.manifest.get("corpus_fingerprint") or "")
     return store.save(store.StoredIndex(index, lexical), out_dir)

@@ -43,6 +43,7 @@ from faqbot.index import (
     ITEMS,
     KIND_Q,
     KIND_QA,
+    is_alternate_row,
     ROW_DTYPE,
     ROWS,
     VECTORS,
@@ -592,7 +593,7 @@ def _extra_questions(rows: np.ndarray, texts: dict[int, str]) -> dict[int, list[
 
 
 def _counts(items, rows: np.ndarray, embedded: int) -> dict:
-    is_alt = (rows["kind"] == KIND_Q) & (rows["chunk"] > 0) if len(rows) else np.zeros(0, bool)
+    is_alt = is_alternate_row(rows)
     return {
         "items": len(items),
         "entries": sum(len(it.entries) for it in items),
@@ -668,7 +669,7 @@ def build(
 
     spec = spec or choose_index_type(len(rows))
     faiss_index = make_faiss_index(spec, embedder.dim, vectors)
-    extra = _extra_questions(rows, {i: texts[i] for i in np.flatnonzero((rows["kind"] == KIND_Q) & (rows["chunk"] > 0))})
+    extra = _extra_questions(rows, {i: texts[i] for i in np.flatnonzero(is_alternate_row(rows))})
     lexical = LexicalIndex.build(items, fingerprint or "", extra)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     manifest = {
@@ -732,7 +733,7 @@ def apply_alternates(index_dir: str | Path, embedder, alternates_path: str | Pat
         sha = alternates_fingerprint(alt_bytes)
         pos = {it.id: i for i, it in enumerate(old.items)}
         alts = parse_alternates(alt_bytes, str(alternates_path), item_ids=pos)
-        is_alt = (old.rows["kind"] == KIND_Q) & (old.rows["chunk"] > 0)
+        is_alt = is_alternate_row(old.rows)
         before = set(old.rows["key"][is_alt].tolist())
         if (manifest.get("alternates") or {}).get("sha256") == sha:
             return {"changed": False, "alternates": len(alts), "added": 0, "removed": 0, "embedded": 0,
