@@ -1,7 +1,8 @@
-"""Start the faqbot chat in the browser: `python app.py [--host 127.0.0.1] [--port 7860] [--share]`.
+"""Start the faqbot chat in the browser: `python app.py --corpus PATH [--host 127.0.0.1] [--port 7860] [--share]`.
 
-Also the Hugging Face Space entry point (README front-matter `app_file: app.py`). The model and the shipped
-index load once, here; nothing is built on start.
+Also the Hugging Face Space entry point (README front-matter `app_file: app.py`). The model and the index load
+once, here. The first start, with no index yet, builds it from the corpus (progress on stderr), then serves; a
+stale or damaged index is refused with its message, never rebuilt here.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", help="address to listen on (default $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 for every interface)")
     parser.add_argument("--port", type=_port, help="port, 1-65535 (default $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link (needs internet)")
+    parser.add_argument("--corpus", type=Path, help="folder of FAQ pages (default $FAQBOT_CORPUS; see corpus/README.md)")
+    parser.add_argument("--index", type=Path, help="index folder, built there on the first start (default index/, or $FAQBOT_INDEX)")
     args = parser.parse_args(argv)
 
     from faqbot.web import default_host, default_port
@@ -43,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args.host = args.host or default_host()
     args.port = args.port or default_port()
 
+    from faqbot.alternates import AlternatesError
     from faqbot.config import SettingsError, settings_from_env
     from faqbot.embed import ModelError
     from faqbot.index import IndexLoadError
@@ -50,14 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     from faqbot.web import build_app, serve
 
     try:
-        settings = settings_from_env()
+        settings = settings_from_env().with_(corpus_dir=args.corpus, index_dir=args.index)
     except SettingsError as e:
         print(f"faqbot: cannot start the chat: {e}", file=sys.stderr)
         return 2
-    try:  # the shipped index only: a missing or stale one is reported, never built here
-        retriever = Retriever.from_settings(settings, rebuild=False)
-    except (IndexLoadError, ModelError) as e:
-        hint = "" if "faqbot index" in str(e) else "\nRun `faqbot index` to build the index, then start the app again."
+    try:  # a missing index is built from the corpus; a stale or damaged one is reported, never rebuilt here
+        retriever = Retriever.from_settings(settings, rebuild="missing")
+    except (IndexLoadError, ModelError, AlternatesError) as e:
+        hint = "" if "faqbot index" in str(e) or "--corpus" in str(e) else "\nRun `faqbot index` to build the index, then start the app again."
         print(f"faqbot: cannot start the chat: {e}{hint}", file=sys.stderr)
         return 2
     demo = build_app(retriever, settings)

