@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the MindSpore FAQ pages from the public MindSpore docs repository into DEST, in the layout faqbot reads
-# (corpus/README.md): DEST/mindspore-<branch>/<the repository's own path>. Only the FAQ pages are checked out
-# (a sparse, shallow clone per branch). Then: python app.py --corpus DEST
+# (corpus/README.md): DEST/mindspore-<branch>/ is a checkout of that branch (sparse and shallow: only the FAQ
+# pages, at the repository's own paths). Run it again to update them. Then: python app.py --corpus DEST
 #
 #   bash scripts/get_mindspore_faq.sh ~/mindspore-faq
 #   MINDSPORE_DOCS_REPO=https://gitee.com/mindspore/docs.git bash scripts/get_mindspore_faq.sh ~/mindspore-faq
@@ -22,18 +22,18 @@ for component in federated graphlearning mindarmour mindinsight mindpandas servi
 done
 R11_PAGES=("/docs/faq/source_en/*.md" "/docs/faq/source_zh_cn/*.md")
 
-fetch() {  # fetch BRANCH PATTERN...: copy the matching pages to DEST/mindspore-BRANCH/
-  local branch=$1 tmp
+fetch() {  # fetch BRANCH PATTERN...: DEST/mindspore-BRANCH becomes a sparse, shallow checkout of BRANCH
+  local branch=$1 dir="$DEST/mindspore-$1"
   shift
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' RETURN
-  git clone --quiet --depth 1 --branch "$branch" --filter=blob:none --no-checkout "$REPO" "$tmp"
-  git -C "$tmp" sparse-checkout set --no-cone "$@"
-  git -C "$tmp" checkout --quiet
-  (cd "$tmp" && find docs -name '*.md' -type f) | while read -r page; do
-    install -D -m 644 "$tmp/$page" "$DEST/mindspore-$branch/$page"
-  done
-  echo "get_mindspore_faq: $(find "$DEST/mindspore-$branch" -name '*.md' | wc -l) pages of branch $branch in $DEST/mindspore-$branch" >&2
+  if [ -d "$dir/.git" ]; then  # run again: bring the checkout up to date
+    git -C "$dir" sparse-checkout set --no-cone "$@"
+    git -C "$dir" pull --quiet --depth 1 origin "$branch"
+  else
+    git clone --quiet --depth 1 --branch "$branch" --filter=blob:none --no-checkout "$REPO" "$dir"
+    git -C "$dir" sparse-checkout set --no-cone "$@"
+    git -C "$dir" checkout --quiet
+  fi
+  echo "get_mindspore_faq: $(find "$dir" -name '*.md' -not -path '*/.git/*' | wc -l) pages of branch $branch in $dir" >&2
 }
 
 fetch master "${MASTER_PAGES[@]}"

@@ -25,7 +25,7 @@ class SettingsError(ValueError):
 
 # The FAQ pages are another party's files: read from where they live, never shipped (corpus/README.md).
 NO_CORPUS = ("no corpus given; pass --corpus PATH or set FAQBOT_CORPUS to the folder of FAQ pages "
-             "(the MindSpore FAQ: ../shared/corpus, or a checkout of its docs, see corpus/README.md)")
+             "(the MindSpore FAQ: ../shared/corpus, or a folder made by scripts/get_mindspore_faq.sh; see corpus/README.md)")
 
 
 # Numeric settings and their sane range: (low, high), both inclusive. A value outside (or NaN/inf) would
