@@ -158,7 +158,7 @@ def fake_index_dir(tmp_path_factory, fake_corpus, fake_embedder) -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_index_dir(corpus_dir) -> Path:
+def real_index_dir(corpus_dir, request) -> Path:
     """index/, built from the corpus with the default model once (minutes on 2 cores), then reused by every
     later session while the corpus, its alternates and the model are unchanged (the manifest's fingerprints)."""
     from faqbot.embed import DEFAULT_MODEL
@@ -167,8 +167,9 @@ def real_index_dir(corpus_dir) -> Path:
     try:
         load_index(INDEX_DIR, DEFAULT_MODEL, corpus_dir, rebuild=False)
     except IndexLoadError as exc:
-        print(f"\nconftest: building the test index ({exc})", file=sys.stderr)
-        load_index(INDEX_DIR, DEFAULT_MODEL, corpus_dir, rebuild=True, progress=True)
+        with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():  # minutes: show it
+            print(f"\nconftest: building the test index ({exc})", file=sys.stderr)
+            load_index(INDEX_DIR, DEFAULT_MODEL, corpus_dir, rebuild=True, progress=True)
     return INDEX_DIR
 
 
