@@ -1,0 +1,129 @@
+"""Defences against hostile input behind the front door: text that is safe to store and safe to print, and the
+vote endpoint's checks (JSON only, same origin or an allowed one, a per-client rate limit).
+
+Why here and not in each adapter: a vote arrives from the chat, the REST API and the CLI, and its text ends up in a
+database and then on a reviewer's terminal (`faqbot feedback`, `suggest`, the gap report); one set of rules keeps
+those paths alike.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections import OrderedDict
+from urllib.parse import urlsplit
+
+# Lone surrogates cannot be encoded (SQLite's driver raises), NUL cannot be stored in PostgreSQL text, and
+# control and bidi characters rewrite what a terminal shows (ANSI escapes, right-to-left overrides).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_ANSI = re.compile(r"\x1b(?:\[[0-?]{0,32}[ -/]{0,8}[@-~]|\][^\x07\x1b]{0,256}(?:\x07|\x1b\\)?|[@-_])")
+
+
+def storable(value: object, limit: int) -> str | None:
+    """`value` as text a database accepts: None stays None; lone surrogates, NUL, control and bidi characters
+    removed (tabs and newlines kept); at most `limit` characters."""
+    if value is None:
+        return None
+    text = str(value)[: limit * 2]  # bound the work before cleaning
+    if _CONTROL.search(text):
+        text = _CONTROL.sub("", _ANSI.sub("", text))
+    return text[:limit]
+
+
+def storable_number(value: object) -> float | None:
+    """A finite float, or None (NaN, infinities and non-numbers are not stored)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def printable(text: object) -> str:
+    """`text` safe to print on a terminal: escape sequences, control characters (newlines and tabs included, as
+    each printed field is one line) and bidi overrides removed."""
+    text = str(text)
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub("", _ANSI.sub("", text.replace("\n", " ").replace("\t", " ")))
+
+
+def printable_tree(obj: object) -> object:
+    """Every string in a JSON-like object made `printable` (for `--json` output a reviewer reads too)."""
+    if isinstance(obj, str):
+        return printable(obj)
+    if isinstance(obj, dict):
+        return {printable(k) if isinstance(k, str) else k: printable_tree(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [printable_tree(v) for v in obj]
+    return obj
+
+
+# ---------------------------------------------------------------- the vote endpoint
+
+
+JSON_TYPES = ("application/json",)
+
+
+def is_json(content_type: str | None) -> bool:
+    """A JSON body by its Content-Type (`application/json`, with or without a charset, or `application/*+json`).
+    Plain text and form bodies are what a cross-site form or `fetch` without a preflight can send, so they are
+    refused."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
+
+
+def origin_allowed(headers: dict[str, str], allowed: tuple[str, ...] = ()) -> bool:
+    """Whether a browser request comes from this site or an allowed one. The Origin header (or else the Referer)
+    must name the request's own host or one of `allowed` (`https://example.org`, or `*` for any); a request with
+    neither header is not from a web page (curl, a script, a server) and is allowed."""
+    source = headers.get("origin") or headers.get("referer")
+    if not source:
+        return True
+    if "*" in allowed:
+        return True
+    if source == "null":  # a sandboxed frame or a file: page
+        return False
+    parts = urlsplit(source)
+    origin = f"{parts.scheme}://{parts.netloc}".lower()
+    if origin in {a.rstrip("/").lower() for a in allowed}:
+        return True
+    host = (headers.get("host") or "").lower()
+    return bool(host) and parts.netloc.lower() == host
+
+
+class RateLimiter:
+    """At most `rate` requests per second per client, with bursts of `burst` (a token bucket per client).
+
+    The table of clients is bounded (`max_clients`, the least recently seen forgotten first), so a flood of
+    client ids cannot grow memory; a forgotten client starts again with a full bucket."""
+
+    def __init__(self, rate: float, burst: float | None = None, max_clients: int = 10_000):
+        self.rate = float(rate)
+        self.burst = float(burst if burst is not None else max(1.0, rate))
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def allow(self, client: str, now: float | None = None) -> bool:
+        """Take one token for `client`: True when it had one (the request may go on)."""
+        if self.rate <= 0:
+            return True
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, last = self._buckets.pop(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            ok = tokens >= 1.0
+            self._buckets[client] = (tokens - 1.0 if ok else tokens, now)
+            while len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+        return ok
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until `client` has a token again."""
+        with self._lock:
+            tokens, _ = self._buckets.get(client, (self.burst, 0.0))
+        return max(0.0, (1.0 - tokens) / self.rate) if self.rate > 0 else 0.0
