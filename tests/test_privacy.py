@@ -193,3 +193,11 @@ def test_a_million_character_question_is_masked_without_stalling(unit):
 def test_every_pattern_over_a_long_hostile_run_finishes(unit):
     # mask_all has no cut: this is the patterns themselves on 200k characters (quadratic patterns took minutes)
     assert _finishes(mask_all, (unit * 200_000)[:200_000])
+
+
+@pytest.mark.parametrize("unit", ["lib-", "1:", "a1-"])
+def test_splitting_a_long_hostile_paste_finishes(unit):
+    from faqbot.paste import paste_signal
+
+    # a library-name or log-noise pattern that rescans a line from every position took 19 s on 32k characters
+    assert _finishes(paste_signal, (unit * 200_000)[:200_000] + "\n\n\n")

@@ -35,16 +35,18 @@ _CODE = re.compile(r"^\s*(import |from \w+ import |def |class |return |for |if |
 _ERROR_WORD = re.compile(
     r"(\b\w*(Error|Exception|Warning|Fault|Abort(ed)?)\b|\berror\b|\bERROR\b|\bfail(ed|ure)?\b|\bnot found\b|"
     r"\bcannot\b|\bcan't\b|\bunable\b|\bundefined\b|\binvalid\b|\bunsupported\b|\bnot supported\b|\bsegmentation\b|"
-    r"\bcore dumped\b|\btimeout\b|\bkilled\b|\bE\d{4,6}\b|\b[A-Z]{2,}\d{3,}\b|\blib[\w+-]+\.so[.\d]*|"
+    r"\bcore dumped\b|\btimeout\b|\bkilled\b|\bE\d{4,6}\b|\b[A-Z]{2,}\d{3,}\b|\blib[\w+-]{1,80}\.so[.\d]*|"
     r"报错|错误|失败|异常|无法|找不到|不支持|超时)",
 )
 _PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.\-@~+]+){2,}[\\/]?")  # /home/me/proj/train.py: the user's own names
 _TERMS = re.compile(
-    r"\b\w*(?:Error|Exception)\b|\bE\d{4,6}\b|\b[A-Z]{2,}\d{3,}\b|\blib[\w+-]+\.so(?:\.\d+)*|"
+    r"\b\w*(?:Error|Exception)\b|\bE\d{4,6}\b|\b[A-Z]{2,}\d{3,}\b|\blib[\w+-]{1,80}\.so(?:\.\d+)*|"
     r"\b(?:mindspore|ms|nn|ops|context|dataset)\.[\w.]+"
 )
 # log noise: timestamps, pids, thread ids, addresses, host:pid:tid prefixes, fences, markdown emphasis
-_NOISE = re.compile(r"\S*\d[\d:.\-,()x_]{7,}\S*|\b0x[0-9a-fA-F]+\b|\b[0-9a-f]{12,}\b|`{3,}\w*|\*\*|^\s*[-*>]\s+")
+# (each run is tried from its start only, and library names are bounded: either could rescan a long line from
+# every position, which is quadratic in the line's length)
+_NOISE = re.compile(r"(?<!\S)\S*\d[\d:.\-,()x_]{7,}\S*|\b0x[0-9a-fA-F]+\b|\b[0-9a-f]{12,}\b|`{3,}\w*|\*\*|^\s*[-*>]\s+")
 
 
 @dataclass(frozen=True)
