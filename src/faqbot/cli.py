@@ -25,7 +25,7 @@ def whole_number(low: int, high: int):
 
     def parse(text: str) -> int:
         try:
-            return check_number("", int(text.strip()), low, high, integer=True)
+            return check_number("", text.strip(), low, high, integer=True)  # plain ASCII digits only
         except (ValueError, OverflowError):  # SettingsError is a ValueError
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from {low} to {high}") from None
 

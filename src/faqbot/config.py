@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,13 +36,21 @@ NUMERIC_RANGES: dict[str, tuple[float, float]] = {
 FEEDBACK_RANGES: dict[str, tuple[int, int]] = {
     "feedback_retention_days": (1, 36_500),
     "feedback_max_rows": (1, 1_000_000_000),
+    "feedback_session_rows": (1, 1_000_000_000),
 }
+VOTE_RATE_RANGE = (0.0, 100_000.0)  # FAQBOT_VOTE_RATE: votes per second per client on POST /api/feedback; 0 = off
 _SWITCH = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+
+
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def check_number(name: str, value, low: float, high: float, *, integer: bool = False, source: str | None = None):
     """`value` as a finite number in [low, high] (an int when `integer`), else SettingsError naming `source`."""
     label = source or name
+    if isinstance(value, str) and not _PLAIN_NUMBER.fullmatch(value.strip()):
+        # float() also takes 1_0, Arabic-Indic digits (١) and "nan": none of them is a plain setting value
+        raise SettingsError(f"{label}={value!r} is not a number; give a number from {low:g} to {high:g}")
     try:
         number = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError, OverflowError):
@@ -63,6 +72,13 @@ class Settings:
     log_questions: bool = True  # off: votes are stored without the question text
     feedback_retention_days: int = 90  # rows older than this are deleted
     feedback_max_rows: int = 100_000  # past this, the oldest rows are deleted
+    # past this many rows of one session, that session's oldest are deleted: a flood of votes from one session
+    # never pushes other sessions' rows out under the cap above
+    feedback_session_rows: int = 200
+    # POST /api/feedback: votes per second per client (0: no limit), and the web origins allowed to send votes
+    # besides the app's own (https://example.org, or * for any)
+    vote_rate: float = 5.0
+    allowed_origins: tuple[str, ...] = ()
     # no-answer calibration (set from the dev set; see docs/ and notebooks/)
     min_confidence: float | None = None
     min_gap: float | None = None
@@ -86,6 +102,7 @@ class Settings:
                 check_number(name, value, low, high, integer=name == "k")
         for name, (low, high) in FEEDBACK_RANGES.items():
             check_number(name, getattr(self, name), low, high, integer=True)
+        check_number("vote_rate", self.vote_rate, *VOTE_RATE_RANGE)
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -111,7 +128,8 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
             raise SettingsError(f"FAQBOT_LOG_QUESTIONS={env['FAQBOT_LOG_QUESTIONS']!r} is not a switch; give on or off")
         changes["log_questions"] = switch
     for key, name in (("feedback_retention_days", "FAQBOT_FEEDBACK_RETENTION_DAYS"),
-                      ("feedback_max_rows", "FAQBOT_FEEDBACK_MAX_ROWS")):
+                      ("feedback_max_rows", "FAQBOT_FEEDBACK_MAX_ROWS"),
+                      ("feedback_session_rows", "FAQBOT_FEEDBACK_SESSION_ROWS")):
         if env.get(name):
             low, high = FEEDBACK_RANGES[key]
             changes[key] = check_number(key, env[name].strip(), low, high, integer=True, source=name)
@@ -119,4 +137,9 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         if env.get(name):
             low, high = NUMERIC_RANGES[key]
             changes[key] = check_number(key, env[name].strip(), low, high, source=name)
+    if env.get("FAQBOT_VOTE_RATE"):
+        changes["vote_rate"] = check_number("vote_rate", env["FAQBOT_VOTE_RATE"].strip(), *VOTE_RATE_RANGE,
+                                            source="FAQBOT_VOTE_RATE")
+    if env.get("FAQBOT_ALLOWED_ORIGINS"):
+        changes["allowed_origins"] = tuple(o.strip().rstrip("/") for o in env["FAQBOT_ALLOWED_ORIGINS"].split(",") if o.strip())
     return s.with_(**changes)

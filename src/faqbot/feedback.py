@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from faqbot.guard import storable, storable_number
+from faqbot.guard import printable, storable, storable_number
 from faqbot.privacy import MAX_MASK_CHARS, mask_personal
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,12 @@ _MIGRATIONS: list[tuple[int, str, list[str], list[str]]] = [
                 created TEXT NOT NULL, decided TEXT, UNIQUE (wording_key, item_id))""",
         ],
     ),
+    (
+        4,
+        "rows by session, for the per-session row cap",
+        ["CREATE INDEX IF NOT EXISTS feedback_session ON feedback (session, id)"],
+        ["CREATE INDEX IF NOT EXISTS feedback_session ON feedback (session, id)"],
+    ),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -144,6 +150,7 @@ class FeedbackStore:
         log_questions: bool = True,
         retention_days: float = 90,
         max_rows: int = 100_000,
+        session_max_rows: int | None = 200,
         queue_size: int = 2000,
         busy_timeout: float = 0.2,
         retry_seconds: float = 30.0,
@@ -158,6 +165,7 @@ class FeedbackStore:
         self.log_questions = log_questions
         self.retention_days = retention_days
         self.max_rows = max_rows
+        self.session_max_rows = session_max_rows
         self.busy_timeout = busy_timeout
         self.retry_seconds = retry_seconds
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -180,6 +188,7 @@ class FeedbackStore:
             log_questions=getattr(settings, "log_questions", True),
             retention_days=getattr(settings, "feedback_retention_days", 90),
             max_rows=getattr(settings, "feedback_max_rows", 100_000),
+            session_max_rows=getattr(settings, "feedback_session_rows", 200),
             **kwargs,
         )
 
@@ -441,9 +450,23 @@ class FeedbackStore:
                     cur.executemany(self._sql(_INSERT), rows)
             else:
                 conn.executemany(_INSERT, rows)
+            self._cap_sessions(conn, {row[8] for row in rows if row[8]})
         with self._stats_lock:
             self._stats["written"] += len(rows)
         self._since_limits += len(rows)
+
+    def _cap_sessions(self, conn: Any, sessions: set[str]) -> None:
+        """Keep only the newest `session_max_rows` rows of each of these sessions, so a flood of votes from one
+        session pushes out its own oldest rows, never other sessions' (the global cap deletes the oldest first)."""
+        if not self.session_max_rows:
+            return
+        for session in sessions:
+            self._execute(
+                conn,
+                "DELETE FROM feedback WHERE session = ? AND id <= (SELECT id FROM feedback WHERE session = ? "
+                "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (session, session, int(self.session_max_rows)),
+            )
 
     def _write(self, rows: list[tuple]) -> None:
         """Write a batch; a database that is away (locked, unreachable) is retried for `retry_seconds`. A batch
@@ -595,7 +618,7 @@ class FeedbackStore:
         out = []
         for _key, n, last, lang, last_id in groups:
             example = self.rows("SELECT question FROM feedback WHERE id = ?", (last_id,))[0][0]
-            out.append({"question": example, "count": n, "last": last, "lang": lang})
+            out.append({"question": printable(example), "count": n, "last": last, "lang": lang and printable(lang)})
         return out
 
     def disliked(self, limit: int = 10) -> list[dict]:
@@ -616,8 +639,8 @@ class FeedbackStore:
                    GROUP BY question ORDER BY max(id) DESC LIMIT 3""",
                 (item_id,),
             )
-            out.append({"item_id": item_id, "dislikes": int(n_dis), "likes": int(n_like), "last": last,
-                        "questions": [q for (q,) in questions]})
+            out.append({"item_id": printable(item_id), "dislikes": int(n_dis), "likes": int(n_like), "last": last,
+                        "questions": [printable(q) for (q,) in questions]})
         return out
 
     def report(self, limit: int = 10, titles: dict[str, str] | None = None) -> dict:
@@ -681,7 +704,8 @@ class FeedbackStore:
             ev = evidence.get((key, item_id))
             if ev is None or key in known.get(item_id, set()) or (max_chars is not None and len(wording) > max_chars):
                 continue
-            out.append({"n": number, "wording": wording, "item_id": item_id, "lang": lang,
+            out.append({"n": number, "wording": printable(wording), "item_id": printable(item_id),
+                        "lang": lang and printable(lang),
                         **{k: ev[k] for k in ("likes", "dislikes", "clicks", "rephrases", "first", "last")},
                         "sessions": len(ev["sessions"])})
         return out
@@ -690,7 +714,7 @@ class FeedbackStore:
         """The open proposals with these numbers, and the numbers that are not open proposals."""
         with self._editor() as conn:
             rows = self._execute(conn, "SELECT id, wording, item_id, lang, status FROM proposals").fetchall()
-        by_n = {r[0]: {"n": r[0], "wording": r[1], "item_id": r[2], "lang": r[3], "status": r[4]} for r in rows}
+        by_n = {r[0]: {"n": r[0], "wording": printable(r[1]), "item_id": r[2], "lang": r[3], "status": r[4]} for r in rows}
         found = [by_n[n] for n in numbers if n in by_n and by_n[n]["status"] == "open"]
         return found, [n for n in numbers if n not in by_n or by_n[n]["status"] != "open"]
 
@@ -710,7 +734,7 @@ class FeedbackStore:
     def gap_questions(self) -> list[dict]:
         """Questions the FAQ did not cover and questions whose answer was disliked, with language and time."""
         return [
-            {"question": q, "lang": lang, "time": when, "why": "unanswered" if kind == "off_topic" else "disliked"}
+            {"question": printable(q), "lang": lang, "time": when, "why": "unanswered" if kind == "off_topic" else "disliked"}
             for q, lang, when, kind in self.rows(
                 """SELECT question, lang, time, kind FROM feedback WHERE question <> ''
                    AND (kind = 'off_topic' OR (kind = 'vote' AND vote = -1)) ORDER BY id"""

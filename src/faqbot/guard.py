@@ -8,11 +8,15 @@ those paths alike.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
+import os
 import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 # Lone surrogates cannot be encoded (SQLite's driver raises), NUL cannot be stored in PostgreSQL text, and
@@ -45,10 +49,10 @@ def storable_number(value: object) -> float | None:
 def printable(text: object) -> str:
     """`text` safe to print on a terminal: escape sequences, control characters (newlines and tabs included, as
     each printed field is one line) and bidi overrides removed."""
-    text = str(text)
+    text = str(text).replace("\n", " ").replace("\t", " ")
     if not _CONTROL.search(text):
         return text
-    return _CONTROL.sub("", _ANSI.sub("", text.replace("\n", " ").replace("\t", " ")))
+    return _CONTROL.sub("", _ANSI.sub("", text))
 
 
 def printable_tree(obj: object) -> object:
@@ -76,7 +80,7 @@ def is_json(content_type: str | None) -> bool:
     return media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
 
 
-def origin_allowed(headers: dict[str, str], allowed: tuple[str, ...] = ()) -> bool:
+def origin_allowed(headers: Mapping[str, str], allowed: tuple[str, ...] = ()) -> bool:
     """Whether a browser request comes from this site or an allowed one. The Origin header (or else the Referer)
     must name the request's own host or one of `allowed` (`https://example.org`, or `*` for any); a request with
     neither header is not from a web page (curl, a script, a server) and is allowed."""
@@ -127,3 +131,47 @@ class RateLimiter:
         with self._lock:
             tokens, _ = self._buckets.get(client, (self.burst, 0.0))
         return max(0.0, (1.0 - tokens) / self.rate) if self.rate > 0 else 0.0
+
+
+class VoteGuard:
+    """The checks in front of POST /api/feedback, in the order a request meets them: a JSON body (415), from this
+    site or an allowed origin (403), within the client's rate (429)."""
+
+    def __init__(self, rate: float = 5.0, allowed_origins: tuple[str, ...] = ()):
+        self.allowed_origins = tuple(allowed_origins)
+        self.limiter = RateLimiter(rate, burst=max(1.0, 4 * rate))
+        self._key = os.urandom(16)
+
+    @classmethod
+    def from_settings(cls, settings: object) -> "VoteGuard":
+        return cls(getattr(settings, "vote_rate", 5.0), getattr(settings, "allowed_origins", ()))
+
+    @staticmethod
+    def client(headers: Mapping[str, str], peer: str | None) -> str:
+        """Who is asking: the peer's address; behind a proxy on this host (the peer is loopback), the address the
+        proxy appended last to X-Forwarded-For (deploy/faqbot.conf.template's nginx does)."""
+        peer = peer or ""
+        forwarded = headers.get("x-forwarded-for")
+        if forwarded and peer in ("127.0.0.1", "::1", "localhost"):
+            last = forwarded.split(",")[-1].strip()
+            if last:
+                return last[:64]
+        return peer
+
+    def session_of(self, client: str) -> str:
+        """A session id for a vote sent without one: the same for every vote of one client (so the per-session row
+        cap applies to it too), and not the address itself (a keyed hash, with a key that lives in this process)."""
+        return "client-" + hmac.new(self._key, client.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:16]
+
+    def refuse(self, headers: Mapping[str, str], client: str) -> tuple[int, str, dict[str, str]] | None:
+        """(status, message, headers) when the vote must be refused, else None."""
+        if not is_json(headers.get("content-type")):
+            return 415, ('send the vote as JSON with Content-Type: application/json, e.g. {"question": "...", '
+                         '"item_id": "<answers[].id from /api/search>", "vote": "like"}.'), {}
+        if not origin_allowed(headers, self.allowed_origins):
+            return 403, ("votes are taken from this site's own pages (or from an origin listed in "
+                         "FAQBOT_ALLOWED_ORIGINS); this request came from another site."), {}
+        if not self.limiter.allow(client):
+            wait = max(1, math.ceil(self.limiter.retry_after(client)))
+            return 429, f"too many votes from this client; try again in {wait} s.", {"Retry-After": str(wait)}
+        return None

@@ -217,10 +217,16 @@ class RestApi:
         """POST /api/feedback {"question", "item_id", "vote": "like"|"dislike", "lang"?, "session"?}: 202 once the
         vote is committed to the feedback database (so a replica killed after answering loses nothing), 503 when
         the database did not confirm it within FEEDBACK_ACK_SECONDS, 4xx for bad input."""
+        guard = self._vote_guard()
+        client = guard.client(request.headers, request.client.host if request.client else None)
+        refused = guard.refuse(request.headers, client)  # JSON only, same origin, per-client rate (guard.py)
+        if refused:
+            return _json({"error": refused[1]}, refused[0], refused[2])
         try:
             row = self._vote_params(await self._read_vote(request))
         except BadRequest as exc:
             return _error(str(exc), exc.status)
+        row["session"] = row["session"] or guard.session_of(client)  # so the per-session row cap applies
         outcome = await asyncio.get_running_loop().run_in_executor(
             self._vote_executor(), save_vote, self.chat.store, FEEDBACK_ACK_SECONDS, row)
         if outcome == "saved":
@@ -269,6 +275,13 @@ class RestApi:
             raise BadRequest("question is not valid Unicode text (it contains a lone surrogate); send UTF-8 text.") from None
         return {"question": raw["question"], "vote": VOTES[raw["vote"]], "item_id": raw["item_id"], "lang": lang,
                 "session": session}
+
+    def _vote_guard(self) -> Any:
+        if getattr(self, "_guard", None) is None:
+            from faqbot.guard import VoteGuard
+
+            self._guard = VoteGuard.from_settings(self.chat.settings)
+        return self._guard
 
     def _vote_executor(self) -> ThreadPoolExecutor:
         """Votes wait for their commit on their own threads, never in front of searches."""
