@@ -239,15 +239,16 @@ def _feedback_decide(args: argparse.Namespace, settings: Settings, store) -> int
 
 
 def _approve(args: argparse.Namespace, settings: Settings, store, found: list[dict]) -> int:
-    """Append to the alternates file first (the reviewed source of truth), then mark approved, then update the
-    index in place. Nothing enters the index without this command."""
+    """Add to the alternates file (the reviewed source of truth) and the index together, then mark approved.
+    Nothing enters the index without this command, and nothing is marked approved unless both took it."""
     from datetime import datetime, timezone
 
-    from faqbot.embed import load_embedder
+    from faqbot.embed import ModelError, load_embedder
 
     try:
-        from faqbot.alternates import Alternate, AlternatesError, alternates_path, append_alternates
-        from faqbot.store import apply_alternates
+        from faqbot.alternates import Alternate, AlternatesError, alternates_path
+        from faqbot.index import IndexLoadError
+        from faqbot.store import add_alternates
     except ImportError:
         return _fail("this faqbot has no alternates support (faqbot.alternates, faqbot.store); nothing was approved", 1)
 
@@ -258,15 +259,12 @@ def _approve(args: argparse.Namespace, settings: Settings, store, found: list[di
                       question=" ".join(p["wording"].split()), approved_by=args.by, approved_at=when) for p in found]
     items = _faq_titles(settings)
     try:
-        added = append_alternates(path, alts, item_ids=items or None)
-    except (AlternatesError, OSError) as e:
-        return _fail(f"could not add to {path}: {e}; nothing was approved", 1)
+        added, summary = add_alternates(settings.model_index_dir, load_embedder(settings.model), path, alts,
+                                        item_ids=items or None)
+    except (AlternatesError, IndexLoadError, ModelError, OSError) as e:
+        return _fail(f"could not add to {path} and the index in {settings.model_index_dir}: {e}; nothing was approved", 1)
     store.decide([p["n"] for p in found], "approved")
     print(f"Added {len(added)} alternate question(s) to {path}" + (f" ({len(alts) - len(added)} already there)." if len(added) < len(alts) else "."))
-    try:
-        summary = apply_alternates(settings.model_index_dir, load_embedder(settings.model), path)
-    except Exception as e:  # the file is updated and approved; the index can catch up with `faqbot index`
-        return _fail(f"{path} is updated but the index in {settings.model_index_dir} is not ({e}); run `faqbot index`", 1)
     print(f"Index {settings.model_index_dir} updated: {summary.get('embedded', 0)} question(s) embedded "
           f"in {summary.get('seconds', 0)} s.")
     return 0

@@ -38,6 +38,7 @@ FEEDBACK_RANGES: dict[str, tuple[int, int]] = {
     "feedback_max_rows": (1, 1_000_000_000),
     "feedback_session_rows": (1, 1_000_000_000),
 }
+RELOAD_RANGE = (0.0, 3600.0)  # FAQBOT_RELOAD_SECONDS
 VOTE_RATE_RANGE = (0.0, 100_000.0)  # FAQBOT_VOTE_RATE: votes per second per client on POST /api/feedback; 0 = off
 _SWITCH = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
 
@@ -79,6 +80,8 @@ class Settings:
     # besides the app's own (https://example.org, or * for any)
     vote_rate: float = 5.0
     allowed_origins: tuple[str, ...] = ()
+    # a running app checks its index folder for changes (an approved alternate) this often, in seconds; 0 = never
+    reload_seconds: float = 2.0
     # no-answer calibration (set from the dev set; see docs/ and notebooks/)
     min_confidence: float | None = None
     min_gap: float | None = None
@@ -103,6 +106,7 @@ class Settings:
         for name, (low, high) in FEEDBACK_RANGES.items():
             check_number(name, getattr(self, name), low, high, integer=True)
         check_number("vote_rate", self.vote_rate, *VOTE_RATE_RANGE)
+        check_number("reload_seconds", self.reload_seconds, *RELOAD_RANGE)
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -140,6 +144,9 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
     if env.get("FAQBOT_VOTE_RATE"):
         changes["vote_rate"] = check_number("vote_rate", env["FAQBOT_VOTE_RATE"].strip(), *VOTE_RATE_RANGE,
                                             source="FAQBOT_VOTE_RATE")
+    if env.get("FAQBOT_RELOAD_SECONDS"):
+        changes["reload_seconds"] = check_number("reload_seconds", env["FAQBOT_RELOAD_SECONDS"].strip(), *RELOAD_RANGE,
+                                                 source="FAQBOT_RELOAD_SECONDS")
     if env.get("FAQBOT_ALLOWED_ORIGINS"):
         changes["allowed_origins"] = tuple(o.strip().rstrip("/") for o in env["FAQBOT_ALLOWED_ORIGINS"].split(",") if o.strip())
     return s.with_(**changes)

@@ -17,6 +17,7 @@ from faqbot.answer import DEFAULT_BANDS, Bands, escape_markdown, render_markdown
 from faqbot.config import NUMERIC_RANGES, Settings, SettingsError, check_number
 from faqbot.conversation import HistoryError, clean_history, search_in_context
 from faqbot.feedback import DISLIKE, LIKE, OFF_TOPIC, FeedbackStore, wording_key
+from faqbot.reload import IndexWatcher
 from faqbot.schema import Hit, SearchResult
 from faqbot.rest import RestApi, lifespan_with_pruning
 
@@ -378,6 +379,8 @@ def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BAND
 
     demo.queue(max_size=64, default_concurrency_limit=RETRIEVAL_CONCURRENCY)
     demo.faqbot_rest = RestApi(chat, workers=getattr(retriever.embedder, "instances", 1), health=_index_health(settings))
+    # an approved alternate (or a rebuilt index) is served within seconds, without a restart (reload.py)
+    demo.faqbot_watcher = IndexWatcher(settings, chat, demo.faqbot_rest.health, settings.reload_seconds).start()
     return demo
 
 
