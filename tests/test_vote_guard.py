@@ -210,7 +210,8 @@ def test_reports_and_suggestions_print_no_escape_or_bidi_characters(tmp_path, ca
     assert HOSTILE not in json.dumps(store.suggest(), ensure_ascii=False)
     assert all(_clean(p["wording"]) for p in store.suggest())
     assert all(_clean(q["question"]) for q in store.gap_questions())
-    monkeypatch.setenv("FAQBOT_CORPUS", str(tmp_path / "no-corpus"))
+    (tmp_path / "empty-corpus").mkdir()
+    monkeypatch.setenv("FAQBOT_CORPUS", str(tmp_path / "empty-corpus"))
     for argv in (["feedback", "--db", str(db)], ["feedback", "--db", str(db), "--json"],
                  ["feedback", "suggest", "--db", str(db)], ["feedback", "suggest", "--db", str(db), "--json"]):
         assert main(argv) == 0

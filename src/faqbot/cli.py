@@ -517,12 +517,13 @@ def jsonl_request(line: str, version: str, component: str | None, components) ->
 
 
 def _public(result) -> dict:
-    """The `--json` object: answers' links limited to safe schemes, as on the web API."""
-    from faqbot.answer import safe_links
+    """The `--json` object: answers' raw HTML shown as text and links limited to safe schemes, as in the chat
+    and on the web API."""
+    from faqbot.answer import safe_markdown
 
     out = result.to_dict()
     for a in out["answers"]:
-        a["answer"] = safe_links(a["answer"])
+        a["answer"] = safe_markdown(a["answer"])
     return out
 
 

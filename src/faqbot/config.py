@@ -119,6 +119,9 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
     changes: dict = {}
     if env.get("FAQBOT_CORPUS"):
         changes["corpus_dir"] = Path(env["FAQBOT_CORPUS"])
+        if not changes["corpus_dir"].is_dir():
+            raise SettingsError(f"FAQBOT_CORPUS={env['FAQBOT_CORPUS'][:200]!r} is not a folder; give the folder of "
+                                "FAQ pages, or unset it for the bundled corpus")
     if env.get("FAQBOT_INDEX"):
         changes["index_dir"] = Path(env["FAQBOT_INDEX"])
     if env.get("FAQBOT_MODEL"):

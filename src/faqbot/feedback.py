@@ -321,8 +321,17 @@ class FeedbackStore:
         if path.exists():
             if path.is_dir():
                 return f"{path} is a folder"
+            if not path.is_file():  # /dev/null, a pipe: writes would "succeed" and keep nothing
+                return f"{path} is not a regular file"
             if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
                 return f"{path} is not writable"
+            try:
+                with open(path, "rb") as fh:
+                    head = fh.read(16)
+            except OSError as e:
+                return f"{path} cannot be read ({e.strerror})"
+            if head and head != b"SQLite format 3\x00":
+                return f"{path} is not a SQLite database (another program's file?)"
             return None
         parent = path.parent
         while not parent.exists() and parent != parent.parent:

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -204,7 +205,7 @@ class RestApi:
             "model_instances": getattr(embedder, "instances", 1),
             "items": len(retriever.items),
             "vectors": int(len(retriever.index.rows)),
-            "index": self.health.get("index_message", "not checked"),
+            "index": _no_paths(self.health.get("index_message", "not checked")),
             "search_workers": self.workers,
             "waiting": self._waiting,
         }
@@ -336,6 +337,15 @@ def save_vote(store: Any, timeout: float, row: dict) -> str:
     return "saved" if store.stats()["dropped"] == dropped else "dropped"
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/;,()]+/)*([^\s/;,()]+)")
+
+
+def _no_paths(text: Any) -> Any:
+    """`text` with absolute paths cut to their last part (…/index): /healthz is public, the layout of the disk
+    is not."""
+    return _ABSOLUTE_PATH.sub(r"…/\1", text) if isinstance(text, str) else text
+
+
 def feedback_health(store: Any, timeout: float = 2.0) -> dict:
     """The feedback store for /healthz: "reachable" (a connection works now), "queueing" (it does not, and votes
     wait in memory to be retried) or "full" (the queue is full, so votes are dropped); with the store's counters."""
@@ -350,11 +360,13 @@ def feedback_health(store: Any, timeout: float = 2.0) -> dict:
             with psycopg.connect(store.url, connect_timeout=max(1, int(timeout))) as conn:
                 conn.execute("SELECT 1")
         except Exception as exc:  # noqa: BLE001 - any failure means "not reachable now"
-            problem = " ".join(str(exc).split())[:200] or type(exc).__name__
+            # the driver's text names hosts, ports and sockets: logged here, not shown to whoever asks /healthz
+            log.warning("feedback database not reachable: %s", " ".join(str(exc).split())[:300] or type(exc).__name__)
+            problem = "cannot connect to the PostgreSQL server (the app's log has the details)"
     else:
         problem = store.check()
     if problem:
-        out["database"], out["error"] = "queueing", problem
+        out["database"], out["error"] = "queueing", _no_paths(problem)
     full = getattr(getattr(store, "_queue", None), "full", None)
     if callable(full) and full():
         out["database"] = "full"

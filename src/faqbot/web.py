@@ -13,7 +13,7 @@ from typing import Any
 
 import gradio as gr
 
-from faqbot.answer import DEFAULT_BANDS, Bands, escape_markdown, render_markdown, safe_links, scrub_text, suggestions
+from faqbot.answer import DEFAULT_BANDS, Bands, escape_markdown, render_markdown, safe_markdown, scrub_text, suggestions
 from faqbot.config import NUMERIC_RANGES, Settings, SettingsError, check_number
 from faqbot.conversation import HistoryError, clean_history, search_in_context
 from faqbot.feedback import DISLIKE, LIKE, OFF_TOPIC, FeedbackStore, wording_key
@@ -220,7 +220,7 @@ class FaqChat:
         result, _ = self.lookup(question, version, component, k=k, history=history)
         out = result.to_dict()
         for answer in out["answers"]:
-            answer["answer"] = safe_links(answer["answer"])
+            answer["answer"] = safe_markdown(answer["answer"])  # as the chat shows it: raw HTML as text
         return out
 
     # --- chat ----------------------------------------------------------------------------------------------
@@ -447,7 +447,9 @@ def default_host() -> str:
 
 
 def default_port() -> int:
-    try:
-        return int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
-    except ValueError:
-        return 7860
+    """$GRADIO_SERVER_PORT (plain digits, 1-65535) or 7860; anything else is a SettingsError in one line."""
+    text = os.environ.get("GRADIO_SERVER_PORT", "").strip() or "7860"
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise SettingsError(f"GRADIO_SERVER_PORT={text[:40]!r} is not a port number; give one from 1 to 65535, "
+                            "or pass --port")
+    return int(text)
