@@ -124,7 +124,8 @@ def test_the_rate_limiter_forgets_the_least_recent_clients_past_its_bound():
 def test_behind_the_local_proxy_the_client_is_the_forwarded_address_and_elsewhere_the_peer():
     headers = {"x-forwarded-for": "203.0.113.7, 198.51.100.2"}
     assert VoteGuard.client(headers, "127.0.0.1") == "198.51.100.2"  # what nginx appended last
-    assert VoteGuard.client(headers, "203.0.113.9") == "203.0.113.9"  # a remote peer cannot claim another address
+    assert VoteGuard.client(headers, "172.18.0.5") == "198.51.100.2"  # nginx on compose's private network
+    assert VoteGuard.client(headers, "93.184.216.34") == "93.184.216.34"  # a public peer cannot claim another address
     guard = VoteGuard()
     assert guard.session_of("203.0.113.9") == guard.session_of("203.0.113.9") != guard.session_of("203.0.113.8")
     assert "203.0.113" not in guard.session_of("203.0.113.9")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import math
 import os
 import re
@@ -133,6 +134,16 @@ class RateLimiter:
         return max(0.0, (1.0 - tokens) / self.rate) if self.rate > 0 else 0.0
 
 
+def _is_proxy(peer: str) -> bool:
+    if peer == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private
+
+
 class VoteGuard:
     """The checks in front of POST /api/feedback, in the order a request meets them: a JSON body (415), from this
     site or an allowed origin (403), within the client's rate (429)."""
@@ -148,11 +159,12 @@ class VoteGuard:
 
     @staticmethod
     def client(headers: Mapping[str, str], peer: str | None) -> str:
-        """Who is asking: the peer's address; behind a proxy on this host (the peer is loopback), the address the
-        proxy appended last to X-Forwarded-For (deploy/faqbot.conf.template's nginx does)."""
+        """Who is asking: the peer's address; behind a proxy on this host or its private network (the peer is a
+        loopback or private address, as nginx in compose.yaml is), the address the proxy appended last to
+        X-Forwarded-For (deploy/faqbot.conf.template's nginx does). A public peer's header is ignored."""
         peer = peer or ""
         forwarded = headers.get("x-forwarded-for")
-        if forwarded and peer in ("127.0.0.1", "::1", "localhost"):
+        if forwarded and _is_proxy(peer):
             last = forwarded.split(",")[-1].strip()
             if last:
                 return last[:64]
