@@ -184,3 +184,54 @@ def test_the_json_answer_has_no_raw_event_handlers(tmp_path, fake_corpus, fake_e
     for raw in ("<img", "<svg", "<a ", "javascript:"):  # the tags are shown as text (&lt;img ...), never as HTML
         assert raw not in answer
     assert "&lt;img src=x onerror" in answer
+
+
+# ---------------------------------------------------------------- Host headers
+
+
+def _get(port: int, path: str, headers: dict[str, str]) -> tuple[int, str]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+@pytest.fixture(params=[(), ("127.0.0.1", "localhost")], ids=["any host", "allowed hosts"])
+def hosted_app(request, fake_retriever, tmp_path):
+    from faqbot.config import Settings
+    from faqbot.web import build_app, launch
+
+    store = FeedbackStore(tmp_path / "fb.sqlite3")
+    demo = build_app(fake_retriever, Settings(feedback_db=store.path, reload_seconds=0, allowed_hosts=request.param),
+                     store=store)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launch(demo, "127.0.0.1", port, quiet=True)
+    yield port, request.param
+    demo.close()
+    store.close()
+
+
+@pytest.mark.parametrize("path", ["/config", "/"])
+def test_a_forwarded_host_header_is_not_reflected_in_the_pages(hosted_app, path):
+    port, _ = hosted_app
+    status, body = _get(port, path, {"X-Forwarded-Host": "evil.example.com"})
+    assert status == 200 and "evil.example.com" not in body
+    status, body = _get(port, path, {"Host": f"127.0.0.1:{port}", "X-Forwarded-Host": f"127.0.0.1:{port}"})
+    assert status == 200  # what the nginx of deploy/ sends: both the same
+
+
+def test_an_unknown_host_is_refused_when_hosts_are_listed(hosted_app):
+    port, allowed = hosted_app
+    status, body = _get(port, "/config", {"Host": "evil.example.com"})
+    if allowed:
+        assert status == 400 and "FAQBOT_ALLOWED_HOSTS" in body
+    else:
+        assert status == 200  # no list: a Space or a container does not know its public name
+    assert _get(port, "/healthz", {"Host": f"localhost:{port}"})[0] == 200

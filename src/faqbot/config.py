@@ -80,6 +80,8 @@ class Settings:
     # besides the app's own (https://example.org, or * for any)
     vote_rate: float = 5.0
     allowed_origins: tuple[str, ...] = ()
+    # the host names the app is served at (FAQBOT_ALLOWED_HOSTS); other Host headers get 400 (empty: any)
+    allowed_hosts: tuple[str, ...] = ()
     # a running app checks its index folder for changes (an approved alternate) this often, in seconds; 0 = never
     reload_seconds: float = 2.0
     # no-answer calibration (set from the dev set; see docs/ and notebooks/)
@@ -150,6 +152,8 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
     if env.get("FAQBOT_RELOAD_SECONDS"):
         changes["reload_seconds"] = check_number("reload_seconds", env["FAQBOT_RELOAD_SECONDS"].strip(), *RELOAD_RANGE,
                                                  source="FAQBOT_RELOAD_SECONDS")
+    if env.get("FAQBOT_ALLOWED_HOSTS"):
+        changes["allowed_hosts"] = tuple(h.strip() for h in env["FAQBOT_ALLOWED_HOSTS"].split(",") if h.strip())
     if env.get("FAQBOT_ALLOWED_ORIGINS"):
         changes["allowed_origins"] = tuple(o.strip().rstrip("/") for o in env["FAQBOT_ALLOWED_ORIGINS"].split(",") if o.strip())
     return s.with_(**changes)

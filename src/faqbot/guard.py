@@ -187,3 +187,53 @@ class VoteGuard:
             wait = max(1, math.ceil(self.limiter.retry_after(client)))
             return 429, f"too many votes from this client; try again in {wait} s.", {"Retry-After": str(wait)}
         return None
+
+
+# ---------------------------------------------------------------- Host headers
+
+
+def _host_name(value: str) -> str:
+    """`example.org:8080` -> `example.org`; `[::1]:7860` -> `[::1]`."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value.split("]", 1)[0] + "]"
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class HostGuard:
+    """ASGI middleware against Host header reflection: Gradio builds the URLs in its pages (`/config`, `/`) from
+    the Host and X-Forwarded-Host headers, so a request could make them name another site.
+
+    With `allowed_hosts` (FAQBOT_ALLOWED_HOSTS), a request whose Host is not one of them gets 400, and an
+    X-Forwarded-Host that is not one of them is dropped. Without it the Host is served as it comes (a Space or a
+    container does not know its public name), and an X-Forwarded-Host is kept only when it names the same host as
+    the Host header, as the nginx of deploy/ sends it."""
+
+    def __init__(self, app, allowed_hosts: tuple[str, ...] = ()):
+        self.app = app
+        self.allowed = {_host_name(h) for h in allowed_hosts if h.strip()}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = scope.get("headers") or []
+        host = next((v.decode("latin-1") for k, v in headers if k == b"host"), "")
+        if self.allowed and _host_name(host) not in self.allowed:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return None
+            body = b'{"error": "unknown host: use the address this faqbot is served at (FAQBOT_ALLOWED_HOSTS)."}'
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return None
+        kept = []
+        for key, value in headers:
+            if key == b"x-forwarded-host":
+                forwarded = _host_name(value.decode("latin-1").split(",")[0])
+                if (forwarded not in self.allowed) if self.allowed else (forwarded != _host_name(host)):
+                    continue
+            kept.append((key, value))
+        if len(kept) != len(headers):
+            scope = dict(scope, headers=kept)
+        return await self.app(scope, receive, send)

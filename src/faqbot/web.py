@@ -12,11 +12,13 @@ import os
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from faqbot.answer import DEFAULT_BANDS, Bands, escape_markdown, render_markdown, safe_markdown, scrub_text, suggestions
 from faqbot.config import NUMERIC_RANGES, Settings, SettingsError, check_number
 from faqbot.conversation import HistoryError, clean_history, search_in_context
 from faqbot.feedback import DISLIKE, LIKE, OFF_TOPIC, FeedbackStore, wording_key
+from faqbot.guard import HostGuard
 from faqbot.reload import IndexWatcher
 from faqbot.schema import Hit, SearchResult
 from faqbot.rest import RestApi, lifespan_with_pruning
@@ -418,7 +420,8 @@ def launch_options(demo: gr.Blocks | None = None) -> dict:
     options = {"theme": THEME, "css": CSS, "footer_links": ["api"], "state_session_capacity": STATE_SESSION_CAPACITY}
     rest = getattr(demo, "faqbot_rest", None)
     if rest is not None:
-        options["app_kwargs"] = {"routes": rest.routes(), "lifespan": lifespan_with_pruning(demo)}
+        options["app_kwargs"] = {"routes": rest.routes(), "lifespan": lifespan_with_pruning(demo),
+                                 "middleware": [Middleware(HostGuard, allowed_hosts=rest.chat.settings.allowed_hosts)]}
     return options
 
 
