@@ -70,6 +70,8 @@ class Corpus:
     entries: list[FaqEntry] = field(default_factory=list)
     items: list[FaqItem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # other wordings given with the entries themselves (a table's `alternates`): (item id, lang, question)
+    alternates: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -656,6 +656,10 @@ def build(
     items = list(corpus.items)
     pos = {it.id: i for i, it in enumerate(items)}
     alts = parse_alternates(alt_bytes, str(alternates_file), item_ids=pos)
+    # wordings given in the FAQ files themselves (a table's `alternates` column) index like approved ones
+    approved = {a.key for a in alts}
+    alts += [a for a in (Alternate(iid, lang, q, "source", "") for iid, lang, q in corpus.alternates)
+             if a.key not in approved]
     limit = min(max_tokens, embedder.max_tokens)
 
     base_rows, base_texts = plan_rows(items, embedder, max_tokens, passage_tokens)
