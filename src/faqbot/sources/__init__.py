@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from faqbot import corpus as mindspore_pages
-from faqbot.corpus import align, hash8
+from faqbot.corpus import _length_fit, _signals, align, hash8
 from faqbot.corpus_config import CorpusConfig, CorpusConfigError, load_corpus_config
 from faqbot.schema import Corpus, FaqEntry, FaqItem, Problem
 from faqbot.sources.lang import detect_lang, hint_lang, path_hint
@@ -172,6 +172,41 @@ def _entry(r: Record, lang: str, eid: str, config: CorpusConfig) -> FaqEntry:
     )
 
 
+def pair_twin_pages(zh: list[FaqEntry], en: list[FaqEntry], max_gap: int = 3) -> list[tuple[FaqEntry | None, FaqEntry | None]]:
+    """zh/en entries of twin files: the MindSpore alignment, then leftovers placed alike between two pairs.
+
+    Twin files are translations of each other by their names, so an entry left alone between the same two
+    pairs on both sides (as many on each side, at most `max_gap`) is its twin when the answers' lengths fit;
+    the MindSpore rule needs more (a question-length check tuned on its pages) and leaves such pairs apart."""
+    rows = [(z, e) for z, e, _ in align(zh, en)]
+    zi = {id(x): i for i, x in enumerate(zh)}
+    ei = {id(x): i for i, x in enumerate(en)}
+    anchors = sorted((zi[id(z)], ei[id(e)]) for z, e in rows if z is not None and e is not None)
+    extra: list[tuple[int, int]] = []
+    bounds = [(-1, -1), *anchors, (len(zh), len(en))]
+    for (i0, j0), (i1, j1) in zip(bounds, bounds[1:]):
+        gz, ge = list(range(i0 + 1, i1)), list(range(j0 + 1, j1))
+        if gz and len(gz) == len(ge) <= max_gap:
+            cand = list(zip(gz, ge))
+            if all(_length_fit(_signals(zh[i], len(zh)), _signals(en[j], len(en))) >= 0.3 for i, j in cand):
+                extra.extend(cand)
+    if not extra:
+        return rows
+    paired = {(zh[i], en[j]) for i, j in extra}
+    taken = {id(x) for pair in paired for x in pair}
+    out = [(z, e) for z, e in rows if id(z) not in taken and id(e) not in taken]
+    out += paired
+    z_to_e = {zi[id(z)]: ei[id(e)] for z, e in out if z is not None and e is not None}
+
+    def place(row) -> tuple[float, int]:  # en page order; a zh-only entry right after the pair before it
+        z, e = row
+        if e is not None:
+            return (ei[id(e)], 0)
+        return (max((j for i, j in z_to_e.items() if i < zi[id(z)]), default=-1) + 0.5, zi[id(z)])
+
+    return sorted(out, key=place)
+
+
 def assemble(records: list[Record], config: CorpusConfig, problems: list[Problem]
              ) -> tuple[list[FaqEntry], list[FaqItem], list[tuple[str, str, str]]]:
     """Entries (language from the text), items (twins paired) and the rows' alternates (item id, lang, text)."""
@@ -209,7 +244,7 @@ def assemble(records: list[Record], config: CorpusConfig, problems: list[Problem
         pages = {records[i].page for i in idx}
         pos = {id(entries[i]): i for i in idx}
         if len(pages) > 1 and zh and en:
-            pairs = [(z, e) for z, e, _ in align(zh, en)]
+            pairs = pair_twin_pages(zh, en)
         else:
             pairs = [(entries[i], None) for i in idx]
         for a, b in pairs:
