@@ -1,0 +1,52 @@
+"""A corpus's own config reaches the answer: its not-covered text and fallback links (query filled in),
+links built from its templates, and no version line for an unversioned FAQ."""
+
+from __future__ import annotations
+
+from faqbot.answer import render_markdown, render_text
+from faqbot.corpus_config import load_corpus_config, parse_config
+from faqbot.schema import FaqEntry, FaqItem, Hit, SearchResult
+
+CONFIG = parse_config({
+    "name": "widget", "title": "Widget help",
+    "not_covered": {"en": "Widget's FAQ does not cover this.", "zh": "Widget 常见问题里没有这个。"},
+    "topics": {"en": "Ask about installing or syncing Widget."},
+    "fallback": [{"label": {"en": "Search the docs", "zh": "搜索文档"}, "url": "https://w.example/search?q={query}"},
+                 {"label": {"en": "Open an issue"}, "url": "https://w.example/issues/new"}],
+}, "test")
+
+
+def test_not_covered_shows_the_corpus_text_and_fallback_links_with_the_query():
+    result = SearchResult(query="how to bake bread", lang="en", in_scope=False)
+    md = render_markdown(result, config=CONFIG)
+    assert "**Widget's FAQ does not cover this.**" in md and "Ask about installing or syncing Widget." in md
+    assert "[Search the docs](https://w.example/search?q=how%20to%20bake%20bread)" in md
+    assert "[Open an issue](https://w.example/issues/new)" in md
+    text = render_text(SearchResult(query="怎么烤面包", lang="zh", in_scope=False), config=CONFIG)
+    assert "Widget 常见问题里没有这个。" in text and "搜索文档: https://w.example/search?q=%E6%80%8E%E4%B9%88%E7%83%A4%E9%9D%A2%E5%8C%85" in text
+    assert "Open an issue: https://w.example/issues/new" in text  # no zh label: the other language's
+
+
+def test_without_a_config_the_built_in_texts_stay():
+    md = render_markdown(SearchResult(query="x", lang="en", in_scope=False))
+    assert "not covered by the" in md and "w.example" not in md
+
+
+def test_an_unversioned_answer_shows_no_version_and_its_template_links():
+    entry = FaqEntry(id="faq/en/1", question="How do I sync?", answer="Press **Sync**.", lang="en", version="",
+                     component="widget", category="faq", page="faq.md", url="https://w.example/faq#sync")
+    item = FaqItem("faq/1", "", "widget", "faq", {"en": entry})
+    result = SearchResult(query="sync", lang="en", in_scope=True, hits=[Hit(item, 0.9, "en")], confidence=0.95)
+    md = render_markdown(result, config=CONFIG)
+    assert "Version" not in md and "**Component:** widget" in md and "(https://w.example/faq#sync)" in md
+    text = render_text(result, config=CONFIG)
+    assert "Version" not in text and "Component: widget" in text
+
+
+def test_the_mindspore_config_is_bundled_and_found_by_layout(corpus_dir, tmp_path):
+    cfg = load_corpus_config(corpus_dir)
+    assert (cfg.name, cfg.layout) == ("mindspore", "mindspore-docs") and cfg.examples["zh"] and cfg.fallback
+    page = tmp_path / "elsewhere" / "mindspore-r1.1" / "docs" / "faq" / "source_en" / "x.md"
+    page.parent.mkdir(parents=True)
+    page.write_text("<font size=3>**Q: Why?**</font>\n\nA: Because.\n", encoding="utf-8")
+    assert load_corpus_config(tmp_path / "elsewhere").name == "mindspore"  # its pages, wherever they live
