@@ -3,9 +3,16 @@ links built from its templates, and no version line for an unversioned FAQ."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
 from faqbot.answer import render_markdown, render_text
 from faqbot.corpus_config import load_corpus_config, parse_config
 from faqbot.schema import FaqEntry, FaqItem, Hit, SearchResult
+from faqbot.sources import load_corpus
 
 CONFIG = parse_config({
     "name": "widget", "title": "Widget help",
@@ -50,3 +57,61 @@ def test_the_mindspore_config_is_bundled_and_found_by_layout(corpus_dir, tmp_pat
     page.parent.mkdir(parents=True)
     page.write_text("<font size=3>**Q: Why?**</font>\n\nA: Because.\n", encoding="utf-8")
     assert load_corpus_config(tmp_path / "elsewhere").name == "mindspore"  # its pages, wherever they live
+
+
+# ------------------------------------------------------------------ an index per corpus
+
+def test_another_corpus_gets_its_own_default_index_folder(tmp_path, monkeypatch):
+    from faqbot.config import Settings
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    default = Settings()
+    other = Settings(corpus_dir=tmp_path / "widget-faq")
+    assert other.model_index_dir.parent == tmp_path / "cache" / "faqbot" / "indexes"
+    assert other.model_index_dir.name.startswith("widget-faq-") and other.model_index_dir != default.model_index_dir
+    assert Settings(corpus_dir=default.corpus_dir).model_index_dir == default.index_dir  # the default corpus: index/
+    assert Settings(corpus_dir=tmp_path / "w", index_dir=tmp_path / "mine").model_index_dir == tmp_path / "mine"
+    own = Settings(corpus_dir=tmp_path / "w").model_index_dir
+    assert Settings(corpus_dir=tmp_path / "w", model="st:x").model_index_dir == own / "models" / "st_x"
+
+
+def test_the_manifest_names_its_corpus_and_the_stale_message_names_both(tmp_path, fake_embedder):
+    from faqbot.store import build, stale_reason
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root, name in ((a, "widget"), (b, "gadget")):
+        root.mkdir()
+        (root / "faqbot.toml").write_text(f'name = "{name}"\n', encoding="utf-8")
+        (root / "faq.csv").write_text(f"question,answer\nWhat is {name}?,A tool.\n", encoding="utf-8")
+    stored = build(load_corpus(a), fake_embedder, tmp_path / "index", progress=False)
+    assert stored.manifest["corpus"] == {"name": "widget", "folder": "a"}
+    assert stale_reason(stored.manifest, corpus_dir=a) is None
+    why = stale_reason(stored.manifest, corpus_dir=b)
+    assert "'widget'" in why and "'gadget'" in why and str(b) in why
+    (a / "faq.csv").write_text("question,answer\nWhat is widget?,A better tool.\n", encoding="utf-8")  # a table edit
+    assert "changed since the index was built" in stale_reason(stored.manifest, corpus_dir=a)
+
+
+@pytest.mark.slow
+def test_index_and_ask_another_corpus_leave_the_default_index_byte_identical(tmp_path):
+    """`faqbot index --corpus X` writes X's own folder; `ask --corpus X` finds it with no --index."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    default_index = repo / "index"
+    before = {p: p.read_bytes() for p in default_index.rglob("*") if p.is_file()}
+    corpus = tmp_path / "widget"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "faqs" / "named", corpus)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("FAQBOT_INDEX", None)
+    faqbot = [sys.executable, "-m", "faqbot.cli"]
+    proc = subprocess.run([*faqbot, "index", "--corpus", str(corpus)], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert str(tmp_path / "cache" / "faqbot" / "indexes") in proc.stdout
+    proc = subprocess.run([*faqbot, "ask", "--corpus", str(corpus), "--json", "How can I get my report out as a CSV file?"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["answers"][0]["questions"]["zh"] == "怎样导出报表为 CSV？"
+    assert {p: p.read_bytes() for p in default_index.rglob("*") if p.is_file()} == before

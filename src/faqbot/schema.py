@@ -67,6 +67,7 @@ class Corpus:
 
     root: str
     files: list[str] = field(default_factory=list)  # pages read (relative paths)
+    name: str = ""  # the corpus config's name (faqbot.toml, a bundled config, or the folder's name)
     entries: list[FaqEntry] = field(default_factory=list)
     items: list[FaqItem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)

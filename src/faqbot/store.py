@@ -352,13 +352,28 @@ def alternates_fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _corpus_name(corpus_dir: str | Path) -> str | None:
+    from faqbot.corpus_config import CorpusConfigError, load_corpus_config
+
+    try:
+        return load_corpus_config(corpus_dir).name
+    except CorpusConfigError:
+        return None
+
+
 def stale_reason(manifest: dict, model: str | None = None, corpus_dir: str | Path | None = None) -> str | None:
     """Why an index with this manifest does not match `model` / the corpus and alternates in `corpus_dir`."""
     if model is not None and model != manifest.get("model"):
         return f"the index was built for model {manifest.get('model')!r}, not {model!r}"
     if corpus_dir is not None and Path(corpus_dir).is_dir():
         if corpus_fingerprint(corpus_dir) != manifest.get("corpus_fingerprint"):
-            return f"the corpus in {corpus_dir} changed since the index was built"
+            built = (manifest.get("corpus") or {}).get("name")
+            asked = _corpus_name(corpus_dir)
+            if built and asked and built != asked:
+                return (f"the index was built from the {built!r} FAQ, not from the {asked!r} FAQ in {corpus_dir}; "
+                        f"give that corpus's index with --index, or build one for {corpus_dir}")
+            return (f"the corpus in {corpus_dir}{f' ({asked!r})' if asked else ''} changed since the index was built"
+                    + (f" from {built!r}" if built else ""))
         path = corpus_alternates_path(corpus_dir)
         try:
             data = read_alternates_bytes(path)
@@ -682,6 +697,8 @@ def build(
         "model": embedder.name,
         "dim": int(embedder.dim),
         "corpus_fingerprint": fingerprint,
+        # which FAQ this index answers from (no absolute path: the index may be built on another machine)
+        "corpus": {"name": corpus.name or None, "folder": root.name if root is not None else None},
         "alternates": {"file": str(Path(alternates_file).name) if alternates_file else None,
                        "sha256": alternates_fingerprint(alt_bytes), "count": len(alts)},
         "counts": _counts(items, rows, embedded),

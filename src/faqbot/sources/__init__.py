@@ -74,6 +74,7 @@ def load_corpus(root: Path | str, config: CorpusConfig | None = None) -> Corpus:
         except CorpusConfigError as exc:
             corpus.problems.append(Problem(str(base), f"{exc}; the defaults were used"))
             config = CorpusConfig(name=base.resolve().name or "faq")
+    corpus.name = config.name
     if not files:
         corpus.problems.append(Problem(str(root), f"no *.md pages found under {root} (nor .csv, .tsv, .jsonl, "
                                        ".json or .xlsx files); point --corpus / FAQBOT_CORPUS at the folder holding them"))
