@@ -10,7 +10,7 @@ entry's question) through Retriever.rank with the MindSpore tuning constants unc
 One corpus is made here: ripgrep's FAQ.md turned into a CSV with an `alternates` cell (its table-of-contents
 wording where it differs from the heading, and the heading's anchor name as words), in the temporary folder.
 
-    .venv/bin/python scripts/eval_faqs.py [--faqs ../shared/faqs] [--only ant-design] [--misses]
+    .venv/bin/python scripts/eval_faqs.py [--faqs ../shared/faqs] [--only ant-design] [--misses] [--diagnose]
 """
 
 from __future__ import annotations
@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", help="evaluate only this corpus (repeatable)")
     ap.add_argument("--misses", action="store_true", help="list the questions ranked wrong or refused")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="also print R@1/R@3 per channel and per lexical_weight (a diagnosis: constants are never chosen here)")
     args = ap.parse_args(argv)
 
     from faqbot.embed import DEFAULT_MODEL, load_embedder
@@ -209,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {name}: {what}: {x}", file=sys.stderr)
             for q in unlabelled:
                 print(f"  {name}: no entry matches the labels of {q!r}", file=sys.stderr)
+            if args.diagnose:
+                diagnose(name, retriever, questions)
             if args.misses:
                 for miss in m.misses:
                     print(f"  {name}: miss {miss}", file=sys.stderr)
@@ -218,6 +222,19 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
+def diagnose(name: str, retriever, questions) -> None:
+    from dataclasses import replace
+
+    from faqbot.evaluate import channel_params
+
+    for channel in ("final", "dense", "bm25"):
+        m = metrics(judge(retriever, questions, channel_params(retriever.params, channel)))
+        print(f"  {name}: channel {channel}: R@1 {m.r1:.3f} R@3 {m.r3:.3f}", file=sys.stderr)
+    for weight in (0.0, 0.05, 0.10, 0.15, 0.25):
+        m = metrics(judge(retriever, questions, replace(retriever.params, lexical_weight=weight)))
+        print(f"  {name}: lexical_weight {weight}: R@1 {m.r1:.3f} R@3 {m.r3:.3f}", file=sys.stderr)
+
+
 def _f(x: float) -> str:
     return "  n/a" if x != x else f"{x:.3f}"
 
@@ -225,7 +242,7 @@ def _f(x: float) -> str:
 def format_table(rows: list[dict]) -> str:
     head = ("| corpus | entries found / there | wrong lang | pairs (expected) | wrong pairs | questions | R@1 | R@3 "
             "| asserted | asserted right | off-topic asserted | cross-lingual R@1 (n) | index build |")
-    lines = [head, "|" + "---|" * head.count("|")[:-1] if False else "|" + "---|" * (head.count("|") - 1)]
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(
             f"| {r['corpus']} | {r['found']} / {r['there']} | {r['wrong_lang']} | {r['pairs']} ({r['expected_pairs']}) "
