@@ -115,3 +115,21 @@ def test_index_and_ask_another_corpus_leave_the_default_index_byte_identical(tmp
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["answers"][0]["questions"]["zh"] == "怎样导出报表为 CSV？"
     assert {p: p.read_bytes() for p in default_index.rglob("*") if p.is_file()} == before
+
+
+def test_a_table_alternates_are_indexed_and_survive_applying_approved_alternates(tmp_path, fake_embedder):
+    from faqbot.index import is_alternate_row
+    from faqbot.store import apply_alternates, build, open_index
+
+    root = tmp_path / "faq"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "faqs" / "named", root / "named")
+    shutil.copy2(Path(__file__).parent / "fixtures" / "faqs" / "bom.csv", root / "bom.csv")
+    corpus = load_corpus(root)
+    stored = build(corpus, fake_embedder, tmp_path / "index", progress=False)
+    assert int(is_alternate_row(stored.dense.rows).sum()) == len(corpus.alternates) == 4
+    approved = tmp_path / "alternates.jsonl"
+    approved.write_text(json.dumps({"id": "acct-1", "lang": "en", "question": "new mail address", "approved_by": "t",
+                                    "approved_at": "2026-12-07"}) + "\n", encoding="utf-8")
+    apply_alternates(tmp_path / "index", fake_embedder, approved)
+    after = open_index(tmp_path / "index")
+    assert int(is_alternate_row(after.dense.rows).sum()) == 5  # the table's 4 kept, the approved one added

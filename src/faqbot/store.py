@@ -549,6 +549,14 @@ def check_writable(index_dir: str | Path) -> None:
 # ------------------------------------------------------------------ building
 
 
+def _with_source_alternates(alts: list[Alternate], source: list[tuple[str, str, str]]) -> list[Alternate]:
+    """Approved alternates plus the wordings given in the FAQ files themselves (a table's `alternates`),
+    which index the same way; a wording in both counts once."""
+    approved = {a.key for a in alts}
+    extra = [a for a in (Alternate(iid, lang, q, "source", "") for iid, lang, q in source) if a.key not in approved]
+    return alts + extra
+
+
 def _alternate_rows(alts: list[Alternate], pos: dict[str, int], embedder, limit: int) -> tuple[list[tuple], list[str]]:
     """Question rows (kind q, chunk 1, 2, ... per item and language) for approved alternate wordings."""
     from faqbot.text import to_simplified
@@ -671,10 +679,7 @@ def build(
     items = list(corpus.items)
     pos = {it.id: i for i, it in enumerate(items)}
     alts = parse_alternates(alt_bytes, str(alternates_file), item_ids=pos)
-    # wordings given in the FAQ files themselves (a table's `alternates` column) index like approved ones
-    approved = {a.key for a in alts}
-    alts += [a for a in (Alternate(iid, lang, q, "source", "") for iid, lang, q in corpus.alternates)
-             if a.key not in approved]
+    alts = _with_source_alternates(alts, corpus.alternates)
     limit = min(max_tokens, embedder.max_tokens)
 
     base_rows, base_texts = plan_rows(items, embedder, max_tokens, passage_tokens)
@@ -697,6 +702,8 @@ def build(
         "model": embedder.name,
         "dim": int(embedder.dim),
         "corpus_fingerprint": fingerprint,
+        # wordings from the FAQ files themselves (kept so `apply_alternates` re-adds them without the corpus)
+        **({"source_alternates": [list(a) for a in corpus.alternates]} if corpus.alternates else {}),
         # which FAQ this index answers from (no absolute path: the index may be built on another machine)
         "corpus": {"name": corpus.name or None, "folder": root.name if root is not None else None},
         "alternates": {"file": str(Path(alternates_file).name) if alternates_file else None,
@@ -754,6 +761,7 @@ def apply_alternates(index_dir: str | Path, embedder, alternates_path: str | Pat
         sha = alternates_fingerprint(alt_bytes)
         pos = {it.id: i for i, it in enumerate(old.items)}
         alts = parse_alternates(alt_bytes, str(alternates_path), item_ids=pos)
+        alts = _with_source_alternates(alts, [tuple(a) for a in manifest.get("source_alternates", [])])
         is_alt = is_alternate_row(old.rows)
         before = set(old.rows["key"][is_alt].tolist())
         if (manifest.get("alternates") or {}).get("sha256") == sha:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from faqbot import corpus as mindspore_pages
-from faqbot.corpus import _length_fit, _signals, align, hash8
+from faqbot.corpus import _length_fit, _signals, _unique_ids, align, hash8
 from faqbot.corpus_config import CorpusConfig, CorpusConfigError, load_corpus_config
 from faqbot.schema import Corpus, FaqEntry, FaqItem, Problem
 from faqbot.sources.lang import detect_lang, hint_lang, path_hint
@@ -149,15 +149,6 @@ def _stem(rel: str) -> str:
     return name.rsplit(".", 1)[0]
 
 
-def _unique(ids: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for b in ids:
-        seen[b] = seen.get(b, 0) + 1
-        out.append(b if seen[b] == 1 else f"{b}-{seen[b]}")
-    return out
-
-
 def _entry(r: Record, lang: str, eid: str, config: CorpusConfig) -> FaqEntry:
     version = r.version or config.version
     component = r.component or config.name
@@ -218,7 +209,7 @@ def assemble(records: list[Record], config: CorpusConfig, problems: list[Problem
         lang = hint_lang(hint) if r.explicit_lang and hint_lang(hint) else detect_lang(r.question, r.answer, hint)
         langs.append(lang)
     base = [f"{r.category or _stem(r.page)}/{lang}/{r.id or hash8(r.question)}" for r, lang in zip(records, langs)]
-    entries = [_entry(r, lang, eid, config) for r, lang, eid in zip(records, langs, _unique(base))]
+    entries = [_entry(r, lang, eid, config) for r, lang, eid in zip(records, langs, _unique_ids(base))]
 
     groups: list[tuple[str, list[int]]] = []  # (item id base, record indexes)
     by_id: dict[str, list[int]] = {}
@@ -255,7 +246,7 @@ def assemble(records: list[Record], config: CorpusConfig, problems: list[Problem
 
     items: list[FaqItem] = []
     alternates: list[tuple[str, str, str]] = []
-    for iid, (_, members) in zip(_unique([g for g, _ in groups]), groups):
+    for iid, (_, members) in zip(_unique_ids([g for g, _ in groups]), groups):
         es = {entries[i].lang: entries[i] for i in members}
         e0 = entries[members[0]]
         items.append(FaqItem(iid, e0.version, e0.component, e0.category, es))
