@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from faqbot.corpus import pair_report
 from faqbot.corpus_config import CorpusConfig, CorpusConfigError, load_corpus_config, read_config
 from faqbot.sources import load_corpus, twin_key
 from faqbot.sources.lang import detect_lang, path_hint
@@ -168,6 +169,8 @@ def test_twins_paired_by_file_name_and_an_unpaired_entry_stays_alone(tmp_path):
                      ("支持暗色主题吗？", "Is there a dark theme?")}
     alone = [i for i in c.items if not i.bilingual]
     assert [i.langs for i in alone] == [("zh",)] and "中文版" in alone[0].entries["zh"].question
+    report = pair_report(c)  # `faqbot stats`: the twin files reported as one page
+    assert list(report) == ["named/faq.md"] and (report["named/faq.md"]["zh"], report["named/faq.md"]["paired"]) == (3, 2)
 
 
 def test_detect_lang_traditional_mixed_and_hint():
