@@ -52,7 +52,7 @@ def test_an_unversioned_answer_shows_no_version_and_its_template_links():
 
 def test_the_mindspore_config_is_bundled_and_found_by_layout(corpus_dir, tmp_path):
     cfg = load_corpus_config(corpus_dir)
-    assert (cfg.name, cfg.layout) == ("mindspore", "mindspore-docs") and cfg.examples["zh"] and cfg.fallback
+    assert (cfg.name, cfg.layout) == ("mindspore", "versioned-docs") and cfg.examples["zh"] and cfg.fallback
     page = tmp_path / "elsewhere" / "mindspore-r1.1" / "docs" / "faq" / "source_en" / "x.md"
     page.parent.mkdir(parents=True)
     page.write_text("<font size=3>**Q: Why?**</font>\n\nA: Because.\n", encoding="utf-8")

@@ -196,7 +196,7 @@ def test_corpus_config_defaults_own_file_and_bundled(tmp_path, corpus_dir):
     assert [e.url for e in c.entries] == ["https://w.example/faq#how-do-i-reset-my-password",
                                           "https://w.example/faq#why-is-the-sync-slow-on-windows"]
     assert {e.component for e in c.entries} == {"widget"}
-    assert load_corpus_config(corpus_dir).layout == "mindspore-docs"  # the bundled config, by the pages' layout
+    assert load_corpus_config(corpus_dir).layout == "versioned-docs"  # the bundled config, by the pages' layout
 
 
 def test_a_bad_config_is_named(tmp_path):

@@ -2,8 +2,8 @@
 
 Read once where the corpus is read, then passed on: the source layer fills entry links from its templates,
 the answer stage shows its not-covered text and fallback links, the front ends its name, title and examples.
-The MindSpore FAQ's config ships with the project (corpora/mindspore.toml) and applies to any folder laid out
-like its pages, wherever it lives.
+The default FAQ's config ships with the project (corpora/*.toml) and applies to any folder laid out like its
+pages, wherever it lives (its `detect` globs).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class FallbackLink:
 class CorpusConfig:
     name: str = "faq"  # short id (default: the corpus folder's name)
     title: str = ""  # shown in the chat header and page title (default: "<name> FAQ")
-    layout: str = ""  # "" (any team's files) or "mindspore-docs" (the built-in parser for those pages)
+    layout: str = ""  # "" (any team's files) or "versioned-docs" (corpus.py's parser for docs pages)
     version: str = ""  # version label given to entries that carry none
     page_url: str = ""  # link template for an entry's page, e.g. "https://x.org/faq{anchor_hash}"
     source_url: str = ""  # link template for an entry's source file

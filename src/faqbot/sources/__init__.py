@@ -1,12 +1,12 @@
 """The source layer: every corpus is read here, one loader per file format behind one registry.
 
-    markdown (.md, .markdown)   the MindSpore docs layout (corpus.py), or any team's FAQ page (markdown.py)
+    markdown (.md, .markdown)   the bundled docs layout (corpus.py), or any team's FAQ page (markdown.py)
     .csv .tsv .jsonl .json      question/answer tables (tables.py)
     .xlsx                       the same through openpyxl (optional extra `faqbot[xlsx]`)
 
 Loaders return Records; `assemble` detects each entry's language from its text (lang.py), gives ids and
 links (the corpus config's templates), and pairs zh/en twins: by an explicit `id`, by twin file names
-(`faq.zh-CN.md`/`faq.en-US.md`, `*.zh.md`/`*.en.md`, `zh/` and `en/` folders), or by the MindSpore rule.
+(`faq.zh-CN.md`/`faq.en-US.md`, `*.zh.md`/`*.en.md`, `zh/` and `en/` folders), or by the docs layout's own rule (corpus.build_items).
 A bad file or row is reported with file:line in `Corpus.problems` and skipped; the rest is kept.
 """
 
@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from faqbot import corpus as mindspore_pages
+from faqbot import corpus as docs_pages
 from faqbot.corpus import _length_fit, _signals, _unique_ids, align, hash8
 from faqbot.corpus_config import CorpusConfig, CorpusConfigError, load_corpus_config
 from faqbot.schema import Corpus, FaqEntry, FaqItem, Problem
@@ -37,7 +37,7 @@ LOADERS: dict[str, Loader] = {
     ".xlsx": load_xlsx,
 }
 SKIPPED_NAMES = {"readme.md", "alternates.jsonl", "license.md", "changelog.md", "source.txt"}
-MINDSPORE_LAYOUT = "mindspore-docs"
+DOCS_LAYOUT = "versioned-docs"  # a config with this layout is read by corpus.py's parser
 
 
 def register(suffix: str, loader: Loader) -> None:
@@ -79,8 +79,8 @@ def load_corpus(root: Path | str, config: CorpusConfig | None = None) -> Corpus:
         corpus.problems.append(Problem(str(root), f"no *.md pages found under {root} (nor .csv, .tsv, .jsonl, "
                                        ".json or .xlsx files); point --corpus / FAQBOT_CORPUS at the folder holding them"))
         return corpus
-    if config.layout == MINDSPORE_LAYOUT:
-        _load_mindspore(corpus, base, [root] if root.is_file() else sorted(p for p in base.rglob("*.md") if p.is_file()))
+    if config.layout == DOCS_LAYOUT:
+        _load_docs_pages(corpus, base, [root] if root.is_file() else sorted(p for p in base.rglob("*.md") if p.is_file()))
         return corpus
     records: list[Record] = []
     for path in files:
@@ -106,8 +106,8 @@ def load_corpus(root: Path | str, config: CorpusConfig | None = None) -> Corpus:
     return corpus
 
 
-def _load_mindspore(corpus: Corpus, root: Path, files: list[Path]) -> None:
-    """The MindSpore docs pages through their own parser and pairing rule (unchanged, corpus.py)."""
+def _load_docs_pages(corpus: Corpus, root: Path, files: list[Path]) -> None:
+    """The bundled docs pages through their own parser and pairing rule (unchanged, corpus.py)."""
     for path in files:
         rel = path.relative_to(root).as_posix()
         if rel.lower() == "readme.md":
@@ -121,14 +121,14 @@ def _load_mindspore(corpus: Corpus, root: Path, files: list[Path]) -> None:
         except OSError as exc:
             corpus.problems.append(Problem(rel, f"cannot read {rel}: {exc.strerror or exc}; check its permissions"))
             continue
-        entries, _ = mindspore_pages.entries_from_text(rel, text)
+        entries, _ = docs_pages.entries_from_text(rel, text)
         if not entries:
             corpus.problems.append(Problem(rel, f"{rel}: no FAQ entries recognised (expected 'Q:' questions, "
                                            "'## Q:' headings or numbered cases); the page was skipped"))
             continue
         corpus.files.append(rel)
         corpus.entries.extend(entries)
-    corpus.items = mindspore_pages.build_items(corpus.entries)
+    corpus.items = docs_pages.build_items(corpus.entries)
 
 
 # ---------------------------------------------------------------- records -> entries -> items
@@ -165,11 +165,11 @@ def _entry(r: Record, lang: str, eid: str, config: CorpusConfig) -> FaqEntry:
 
 
 def pair_twin_pages(zh: list[FaqEntry], en: list[FaqEntry], max_gap: int = 3) -> list[tuple[FaqEntry | None, FaqEntry | None]]:
-    """zh/en entries of twin files: the MindSpore alignment, then leftovers placed alike between two pairs.
+    """zh/en entries of twin files: corpus.align, then leftovers placed alike between two pairs.
 
     Twin files are translations of each other by their names, so an entry left alone between the same two
     pairs on both sides (as many on each side, at most `max_gap`) is its twin when the answers' lengths fit;
-    the MindSpore rule needs more (a question-length check tuned on its pages) and leaves such pairs apart."""
+    corpus.align needs more (a question-length check tuned on the docs pages) and leaves such pairs apart."""
     rows = [(z, e) for z, e, _ in align(zh, en)]
     zi = {id(x): i for i, x in enumerate(zh)}
     ei = {id(x): i for i, x in enumerate(en)}

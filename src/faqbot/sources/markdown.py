@@ -1,7 +1,7 @@
 """Any team's markdown FAQ: question headings at any level (`##` included), `Q:`/`问：`/`问题：` questions,
 `A:`/`答：`/`答复：` answer prefixes, `----------` separators and `+ 答复：` list-wrapped answers.
 
-The line scanner is the MindSpore one (corpus.parse_page in its generic mode); this module only clears what
+The line scanner is corpus.py's (parse_page in its generic mode); this module only clears what
 a docs site adds around the FAQ first: YAML front matter, HTML comments (licence headers whose lines start
 with `#`), and raw HTML headings (`<h3 name="x">question</h3>`) turned into markdown headings.
 """
