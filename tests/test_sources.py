@@ -206,3 +206,23 @@ def test_a_bad_config_is_named(tmp_path):
     shutil.copy2(FIX / "markdown" / "h2.md", tmp_path / "faq.md")
     c = load_corpus(tmp_path)  # reported, defaults used, the FAQ still read
     assert len(c.entries) == 2 and "page_url" in c.problems[0].message
+
+
+def test_a_one_language_faq_is_found_from_the_other_language(tmp_path, embedder):
+    """Chinese-only entries (no twin) answer English questions through the multilingual model, and back."""
+    from faqbot.search import Retriever
+    from faqbot.store import build
+
+    c = load_corpus(_copy(tmp_path, "markdown/h5.md", "markdown/h2.md"))
+    assert {i.langs for i in c.items} == {("zh",), ("en",)}
+    stored = build(c, embedder, None, progress=False)
+    retriever = Retriever(stored.dense, stored.lexical, embedder)
+    cases = {
+        "Installing widget fails because libfoo.so cannot be found": "安装 widget 时提示找不到 libfoo.so，怎么办？",
+        "pip downloads are really slow on my Windows machine": "Windows 下用 pip 安装很慢，如何解决？",
+        "忘记密码了，怎么重新设置？": "How do I reset my password?",
+    }
+    for query, question in cases.items():
+        result = retriever.search(query)
+        assert result.hits[0].entry.question == question, query
+        assert result.hits[0].fallback  # shown in the FAQ's language, marked as such
