@@ -72,10 +72,10 @@ class Settings:
         """index_dir, except for another corpus than the default one with no index given (--index or
         FAQBOT_INDEX): that corpus's own folder, <cache>/faqbot/indexes/<folder name>-<hash of its path>
         (<cache> = $XDG_CACHE_HOME or ~/.cache), so indexing another FAQ never writes over the default's index."""
-        fields = type(self).__dataclass_fields__
-        if self.index_dir != fields["index_dir"].default_factory():
+        defaults = type(self)()
+        if self.index_dir != defaults.index_dir:
             return self.index_dir
-        if Path(self.corpus_dir).resolve() == Path(fields["corpus_dir"].default_factory()).resolve():
+        if Path(self.corpus_dir).resolve() == Path(defaults.corpus_dir).resolve():
             return self.index_dir
         return corpus_cache_index_dir(self.corpus_dir)
 
