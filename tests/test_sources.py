@@ -226,3 +226,13 @@ def test_a_one_language_faq_is_found_from_the_other_language(tmp_path, embedder)
         result = retriever.search(query)
         assert result.hits[0].entry.question == question, query
         assert result.hits[0].fallback  # shown in the FAQ's language, marked as such
+
+
+def test_a_csv_with_a_very_long_answer_is_read(tmp_path):
+    long_answer = "Run `widget --trace` and read the log.\n\n" + "x" * 300_000
+    import csv as csv_module
+
+    with (tmp_path / "faq.csv").open("w", encoding="utf-8", newline="") as f:
+        csv_module.writer(f).writerows([["question", "answer"], ["Where is the trace log?", long_answer]])
+    c = load_corpus(tmp_path)
+    assert c.problems == [] and c.entries[0].answer == long_answer.strip()

@@ -115,6 +115,7 @@ def rows_to_records(rel: str, header: list, rows: Iterable[tuple[int, list]], la
 
 
 def _csv_rows(text: str, delimiter: str) -> Iterator[tuple[int, list]]:
+    csv.field_size_limit(max(csv.field_size_limit(), 16 << 20))  # a long answer (a pasted log) is one cell
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     prev = 0
     for cells in reader:
