@@ -4,6 +4,7 @@ Fixtures in tests/fixtures/faqs/ are written for these tests in the shapes of re
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import sys
@@ -230,9 +231,7 @@ def test_a_one_language_faq_is_found_from_the_other_language(tmp_path, embedder)
 
 def test_a_csv_with_a_very_long_answer_is_read(tmp_path):
     long_answer = "Run `widget --trace` and read the log.\n\n" + "x" * 300_000
-    import csv as csv_module
-
     with (tmp_path / "faq.csv").open("w", encoding="utf-8", newline="") as f:
-        csv_module.writer(f).writerows([["question", "answer"], ["Where is the trace log?", long_answer]])
+        csv.writer(f).writerows([["question", "answer"], ["Where is the trace log?", long_answer]])
     c = load_corpus(tmp_path)
     assert c.problems == [] and c.entries[0].answer == long_answer.strip()
