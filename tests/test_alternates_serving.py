@@ -74,20 +74,14 @@ def test_a_running_app_serves_an_approved_alternate_after_the_next_check(site, f
 
 
 def test_the_app_over_http_finds_the_approved_wording_without_a_restart(site, fake_embedder, tmp_path):
-    from test_vote_guard import _post  # noqa: F401 - same server helpers
     import http.client
-    import socket
     import urllib.parse
 
-    from faqbot.web import build_app, launch
+    from test_vote_guard import _serve
 
     settings, target = site
     store = FeedbackStore(tmp_path / "fb.sqlite3")
-    demo = build_app(_retriever(settings, fake_embedder), settings, store=store)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    launch(demo, "127.0.0.1", port, quiet=True)
+    demo, port = _serve(_retriever(settings, fake_embedder), store, settings.with_(feedback_db=store.path))
 
     def top() -> str:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

@@ -134,15 +134,10 @@ def test_healthz_over_http_shows_no_absolute_path(fake_retriever, tmp_path):
     import http.client
     import json
 
-    from faqbot.config import Settings
-    from faqbot.web import build_app, launch
+    from test_vote_guard import _serve
 
     store = FeedbackStore(tmp_path / "fb.sqlite3")
-    demo = build_app(fake_retriever, Settings(feedback_db=store.path, reload_seconds=0), store=store)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    launch(demo, "127.0.0.1", port, quiet=True)
+    demo, port = _serve(fake_retriever, store, reload_seconds=0)
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         conn.request("GET", "/healthz")
@@ -203,16 +198,10 @@ def _get(port: int, path: str, headers: dict[str, str]) -> tuple[int, str]:
 
 @pytest.fixture(params=[(), ("127.0.0.1", "localhost")], ids=["any host", "allowed hosts"])
 def hosted_app(request, fake_retriever, tmp_path):
-    from faqbot.config import Settings
-    from faqbot.web import build_app, launch
+    from test_vote_guard import _serve
 
     store = FeedbackStore(tmp_path / "fb.sqlite3")
-    demo = build_app(fake_retriever, Settings(feedback_db=store.path, reload_seconds=0, allowed_hosts=request.param),
-                     store=store)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    launch(demo, "127.0.0.1", port, quiet=True)
+    demo, port = _serve(fake_retriever, store, reload_seconds=0, allowed_hosts=request.param)
     yield port, request.param
     demo.close()
     store.close()

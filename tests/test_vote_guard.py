@@ -17,10 +17,12 @@ from faqbot.feedback import LIKE, FeedbackStore, format_report
 from faqbot.guard import RateLimiter, VoteGuard, is_json, origin_allowed, printable
 
 
-def _serve(retriever, store: FeedbackStore, **settings):
+def _serve(retriever, store: FeedbackStore, settings: Settings | None = None, **changes):
+    """The app (chat, Gradio API, REST) on a free local port; (demo, port). Also used by other test modules."""
     from faqbot.web import build_app, launch
 
-    demo = build_app(retriever, Settings(feedback_db=store.path, **settings), store=store)
+    settings = (settings or Settings(feedback_db=store.path)).with_(**changes)
+    demo = build_app(retriever, settings, store=store)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
