@@ -81,3 +81,28 @@ def test_a_locked_database_is_an_outage_to_wait_for_and_bad_text_is_not():
     assert not _is_outage(UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"))
     assert not _is_outage(ValueError("PostgreSQL text fields cannot contain NUL (0x00) bytes"))
     assert not _is_outage(sqlite3.InterfaceError("Error binding parameter 1"))
+
+
+def test_over_http_a_poison_vote_between_good_ones_costs_none_of_them(fake_retriever, tmp_path):
+    """The probe's case: `"session": "\\ud800"` (and a NUL in the question) sent as JSON escapes to POST
+    /api/feedback, then ordinary votes: every one is acknowledged 202 and stored."""
+    import json
+
+    from test_vote_guard import JSON, _post, _serve
+
+    store = FeedbackStore(tmp_path / "fb.sqlite3", retry_seconds=600)
+    demo, port = _serve(fake_retriever, store, vote_rate=0)
+    item = fake_retriever.items[0].id
+    try:
+        poison = '{"question": "q\\u0000x", "item_id": "%s", "vote": "like", "session": "\\ud800"}' % item
+        status, answer, _ = _post(port, poison.encode(), JSON)
+        assert status == 202, answer
+        for i in range(GOOD):
+            vote = {"question": f"good question {i}", "item_id": item, "vote": "dislike", "session": f"s{i}"}
+            status, answer, _ = _post(port, json.dumps(vote).encode(), JSON)
+            assert status == 202, answer
+        assert len(store.rows("SELECT id FROM feedback WHERE question LIKE ?", ("good question %",))) == GOOD
+        assert store.stats()["dropped"] == 0
+    finally:
+        demo.close()
+        store.close()
