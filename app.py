@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link (needs internet)")
     args = parser.parse_args(argv)
 
-    from faqbot.web import default_host, default_port
+    from faqbot.server import default_host, default_port
 
     args.host = args.host or default_host()
     args.port = args.port or default_port()
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from faqbot.embed import ModelError
     from faqbot.index import IndexLoadError
     from faqbot.search import Retriever
-    from faqbot.web import build_app, serve
+    from faqbot.server import build_app, serve
 
     try:
         settings = settings_from_env()

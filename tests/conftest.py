@@ -148,7 +148,7 @@ def web_app(retriever, tmp_path_factory):
 
     from faqbot.config import Settings
     from faqbot.feedback import FeedbackStore
-    from faqbot.web import build_app, launch_options
+    from faqbot.server import build_app, launch_options
 
     db = tmp_path_factory.mktemp("feedback") / "feedback.sqlite3"
     settings = Settings(feedback_db=db)

@@ -18,7 +18,7 @@ from faqbot.feedback import FeedbackStore
 
 def _serve(retriever, store: FeedbackStore):
     from faqbot.config import Settings
-    from faqbot.web import build_app, launch
+    from faqbot.server import build_app, launch
 
     demo = build_app(retriever, Settings(feedback_db=store.path), store=store)
     with socket.socket() as s:
