@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 from typing import Any
 
 import gradio as gr
@@ -20,12 +21,13 @@ from faqbot.config import Settings
 from faqbot.feedback import FeedbackStore
 from faqbot.rest import RestApi
 from faqbot.service import InputError, index_health
-from faqbot.web import CSS, STATE_SESSION_CAPACITY, THEME, build_blocks
+from faqbot.web import CSS, STATE_SESSION_CAPACITY, THEME, build_blocks, complete_api_call
 
 log = logging.getLogger(__name__)
 
 PRUNE_SECONDS = 5.0
 BODY_METHODS = ("POST", "PUT", "PATCH")
+API_CALL = re.compile(r"^/gradio_api/(?:call|run)/([a-z_]+)/?$")  # a plain-HTTP call of a named Gradio API
 
 
 def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BANDS, store: FeedbackStore | None = None) -> gr.Blocks:
@@ -81,6 +83,9 @@ class RequestLimits:
             log.info("%s refused (%d): %s", path, exc.status, exc.message)
             await _reply(send, exc.status, exc.message)
             return
+        api = API_CALL.match(path)
+        if api:
+            body = _complete(api.group(1), body)
         sent = False
 
         async def replay() -> dict:
@@ -91,6 +96,20 @@ class RequestLimits:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _complete(api: str, body: bytes) -> bytes:
+    """An old client's API call with its missing trailing inputs filled in (web.complete_api_call)."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body  # Gradio answers a body that is not JSON itself
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        return body
+    data = complete_api_call(api, payload["data"])
+    if data is payload["data"]:
+        return body
+    return json.dumps({**payload, "data": data}).encode("utf-8")
 
 
 async def _reply(send: Any, status: int, message: str) -> None:

@@ -7,6 +7,7 @@ a slow question does not hold up the others; feedback clicks have their own smal
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from typing import Any
@@ -126,7 +127,7 @@ def _plain(question: str) -> str:
 def _refuse(exc: InputError, where: str) -> gr.Error:
     """An input error as the message the client sees; logged as one line, never a traceback."""
     log.info("%s refused: %s", where, exc.message)
-    return gr.Error(exc.message)
+    return gr.Error(exc.message, print_exception=False)
 
 
 def _conversation(state: Any) -> Conversation:
@@ -213,6 +214,22 @@ class FaqChat:
         if turn is None or evt.liked not in (True, False):
             return  # a vote withdrawn, or on a message without an answer
         self.service.vote(turn, evt.liked, _session(request), before=conversation.last(before_message=index))
+
+
+API_NAMES = ("ask", "search")
+
+
+def complete_api_call(api: str, data: Any) -> Any:
+    """The inputs of a Gradio API call, completed with the defaults of the inputs added since the client was
+    written: `/ask` took 3 (question, version, component) and `/search` 4 (question, k, version, component)
+    before `history`. Gradio itself wants every input and would refuse such a call."""
+    if api not in API_NAMES or not isinstance(data, list):
+        return data
+    params = list(inspect.signature(getattr(FaqChat, api)).parameters.values())[1:]  # after self
+    missing = params[len(data):]
+    if not missing or any(p.default is inspect.Parameter.empty for p in missing):
+        return data
+    return [*data, *(p.default for p in missing)]
 
 
 def _session(request: gr.Request | None) -> str | None:
