@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args.host = args.host or default_host()
     args.port = args.port or default_port()
 
+    from faqbot.calibration import CalibrationError
     from faqbot.config import SettingsError, settings_from_env
     from faqbot.embed import ModelError
     from faqbot.index import IndexLoadError
@@ -56,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:  # the shipped index only: a missing or stale one is reported, never built here
         retriever = Retriever.from_settings(settings, rebuild=False)
-    except (IndexLoadError, ModelError) as e:
-        hint = "" if "faqbot index" in str(e) else "\nRun `faqbot index` to build the index, then start the app again."
+    except (IndexLoadError, ModelError, CalibrationError) as e:
+        hint = "" if "faqbot index" in str(e) or isinstance(e, CalibrationError) else "\nRun `faqbot index` to build the index, then start the app again."
         print(f"faqbot: cannot start the chat: {e}{hint}", file=sys.stderr)
         return 2
     demo = build_app(retriever, settings)

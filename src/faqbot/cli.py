@@ -325,6 +325,7 @@ def _fail(message: str, code: int = 2) -> int:
 
 def _load_retriever(args: argparse.Namespace):
     """A Retriever, or an error message for the user (never a traceback)."""
+    from faqbot.calibration import CalibrationError
     from faqbot.embed import ModelError
     from faqbot.index import IndexLoadError
     from faqbot.search import Retriever
@@ -332,9 +333,7 @@ def _load_retriever(args: argparse.Namespace):
     settings = _model_settings(args)
     try:
         return Retriever.from_settings(settings, rebuild=False), None  # only `faqbot index` builds
-    except ModelError as exc:
-        return None, str(exc)
-    except IndexLoadError as exc:
+    except (ModelError, IndexLoadError, CalibrationError) as exc:
         return None, str(exc)
 
 
