@@ -300,20 +300,28 @@ def test_every_surface_gives_the_same_entry_level_and_confidence(retriever, tmp_
     got = json.loads(proc.stdout)
     assert (got["answers"][0]["id"], got["match"], got["confidence"]) == want, "ask --jsonl"
 
-    child = pexpect.spawn(sys.executable, ["-m", "faqbot.cli", "chat"], encoding="utf-8", timeout=300,
-                          dimensions=(50, 200), env={**os.environ, "TERM": "xterm"})
+    child = pexpect.spawn(sys.executable, ["-m", "faqbot.cli", "chat"], timeout=300, dimensions=(50, 200),
+                          env={**os.environ, "TERM": "xterm"})
     try:
-        child.expect_exact("> ")
-        child.sendline(FIRST)
-        child.expect_exact("\r\n> ")
-        child.sendline(FOLLOW)
-        child.expect_exact("\r\n> ")
-        printed = child.before
+        child.expect_exact(b"> ")
+        child.sendline(FIRST.encode())
+        child.expect_exact(b"\r\n> ")
+        child.sendline(FOLLOW.encode())
+        child.expect_exact(b"\r\n> ")
+        printed = child.before.decode("utf-8", "replace")
         assert title in printed and shown in printed and "May be related" in printed, "REPL"
-        child.send(b"\xff\xfe pip \xc3\n")  # invalid UTF-8 typed in: answered, the REPL goes on
-        child.expect_exact("\r\n> ")
-        child.sendline("/quit")
+        child.sendline(b"/quit")
         child.expect(pexpect.EOF)
     finally:
         child.close()
     assert child.exitstatus == 0
+
+
+@pytest.mark.slow
+def test_the_repl_survives_an_invalid_byte_on_its_input():
+    """Piped input with a byte that is not UTF-8 (it used to end the chat with UnicodeEncodeError)."""
+    proc = subprocess.run([sys.executable, "-m", "faqbot.cli", "chat"], input=b"pip \xff install MindSpore\n/quit\n",
+                          capture_output=True, timeout=600)
+    out, err = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 0 and "unexpected error" not in err and "Traceback" not in err, err
+    assert "pip" in out.split("> ", 1)[1]  # an answer was printed after the prompt
