@@ -68,6 +68,26 @@ def test_service_rest_and_cli_import_no_gradio():
     assert proc.stdout.strip() == "[]"
 
 
+# Test files about the Gradio front end or the served app (chat, Gradio API, both on one server): the only ones
+# the fast tier may import Gradio for. The REST API, the service and the CLI are tested without it.
+GRADIO_TESTS = {"test_api_http.py", "test_api_inputs.py", "test_bench_soak.py", "test_benchmarks.py", "test_browser.py",
+                "test_browser_conversation.py", "test_conversation.py", "test_feedback_learning.py", "test_fuzz.py",
+                "test_hygiene.py", "test_learning_simulation.py", "test_replicas.py", "test_rest.py", "test_web_api.py",
+                "test_front_door.py"}
+
+
+def test_the_fast_tier_imports_no_gradio_outside_the_web_tests():
+    others = sorted(str(p) for p in (REPO / "tests").glob("test_*.py") if p.name not in GRADIO_TESTS)
+    assert any(p.endswith("test_rest_feedback.py") for p in others)  # the REST API is tested without Gradio
+    named = [p for p in others if re.search(r"\bgradio\b|faqbot\.(web|server)\b", Path(p).read_text(encoding="utf-8"))]
+    assert named == []
+    code = ("import sys, pytest; rc = pytest.main(['--co', '-q', '-p', 'no:cacheprovider', '-m', 'not slow', *sys.argv[1:]]); "
+            "print('gradio loaded:', any(m.split('.')[0] == 'gradio' for m in sys.modules)); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, *others], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "gradio loaded: False" in proc.stdout
+
+
 # --------------------------------------------------------------------------- the service's checks and limits
 
 

@@ -223,8 +223,90 @@ class RestApi:
             Route("/api/feedback", self.feedback, methods=["POST"]),
         ]
 
+    def app(self):
+        """The REST routes alone as an ASGI app, behind the request limits (server.py serves them beside the chat)."""
+        from starlette.applications import Starlette
+        from starlette.exceptions import HTTPException
+        from starlette.middleware import Middleware
+
+        async def http_error(request: Request, exc: HTTPException) -> Response:  # 404, 405: JSON too
+            return _error(str(exc.detail), exc.status_code)
+
+        return Starlette(routes=self.routes(), middleware=[Middleware(RequestLimits, service=self.service)],
+                         exception_handlers={HTTPException: http_error})
+
     def close(self) -> None:
         for pool in (self._pool, self._votes):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._votes = None
+
+
+# ------------------------------------------------------------------------------------------ limits at the door
+
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+class RequestLimits:
+    """ASGI middleware: the service's size and nesting limits on every request body, before Gradio or a route
+    reads it (Gradio has no body limit of its own). REST bodies (/api/...) may be `max_body_bytes`, anything
+    else (the chat's events, the Gradio API) `max_request_bytes`; over it: 413, JSON nested too deep: 422, both
+    with a JSON message. File uploads are refused: the app takes none, and Gradio would keep them on disk.
+    `rewrite(path, body) -> body` may adjust a body that passed (server.py completes old Gradio API calls)."""
+
+    def __init__(self, app: Any, service: Any, rewrite: Any = None):
+        self.app, self.service, self.rewrite = app, service, rewrite
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if path.rstrip("/").endswith("/upload"):
+            await _reply(send, 413, "this app takes no file uploads.")
+            return
+        settings = self.service.settings
+        limit = settings.max_body_bytes if path.startswith("/api/") else settings.max_request_bytes
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await _reply(send, 413, f"the request body is over {limit // 1024} KB; send a shorter request.")
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _reply(send, 413, f"the request body is over {limit // 1024} KB; send a shorter request.")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        try:
+            self.service.check_body(body, limit)
+        except InputError as exc:
+            log.info("%s refused (%d): %s", path, exc.status, exc.message)
+            await _reply(send, exc.status, exc.message)
+            return
+        if self.rewrite is not None:
+            body = self.rewrite(path, body)
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _reply(send: Any, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode("utf-8")
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import re
 from typing import Any
@@ -19,14 +18,12 @@ import gradio as gr
 from faqbot.answer import DEFAULT_BANDS, Bands
 from faqbot.config import Settings
 from faqbot.feedback import FeedbackStore
-from faqbot.rest import RestApi
-from faqbot.service import InputError, index_health
+from faqbot.rest import RequestLimits, RestApi
+from faqbot.service import index_health
 from faqbot.web import CSS, STATE_SESSION_CAPACITY, THEME, build_blocks, complete_api_call
 
-log = logging.getLogger(__name__)
 
 PRUNE_SECONDS = 5.0
-BODY_METHODS = ("POST", "PUT", "PATCH")
 API_CALL = re.compile(r"^/gradio_api/(?:call|run)/([a-z_]+)/?$")  # a plain-HTTP call of a named Gradio API
 
 
@@ -40,83 +37,22 @@ def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BAND
     return demo
 
 
-class RequestLimits:
-    """ASGI middleware: the service's size and nesting limits on every request body, before Gradio or a route
-    reads it (Gradio has no body limit of its own). REST bodies (/api/...) may be `max_body_bytes`, anything
-    else (the chat's events, the Gradio API) `max_request_bytes`; over it: 413, JSON nested too deep: 422, both
-    with a JSON message. File uploads are refused: the app takes none, and Gradio would keep them on disk."""
-
-    def __init__(self, app: Any, service: Any):
-        self.app, self.service = app, service
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("method") not in BODY_METHODS:
-            await self.app(scope, receive, send)
-            return
-        path = scope.get("path", "")
-        if path.rstrip("/").endswith("/upload"):
-            await _reply(send, 413, "this app takes no file uploads.")
-            return
-        settings = self.service.settings
-        limit = settings.max_body_bytes if path.startswith("/api/") else settings.max_request_bytes
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
-            await _reply(send, 413, f"the request body is over {limit // 1024} KB; send a shorter request.")
-            return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client left
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await _reply(send, 413, f"the request body is over {limit // 1024} KB; send a shorter request.")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
-        try:
-            self.service.check_body(body, limit)
-        except InputError as exc:
-            log.info("%s refused (%d): %s", path, exc.status, exc.message)
-            await _reply(send, exc.status, exc.message)
-            return
-        api = API_CALL.match(path)
-        if api:
-            body = _complete(api.group(1), body)
-        sent = False
-
-        async def replay() -> dict:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-def _complete(api: str, body: bytes) -> bytes:
-    """An old client's API call with its missing trailing inputs filled in (web.complete_api_call)."""
+def _rewrite(path: str, body: bytes) -> bytes:
+    """An old client's plain-HTTP Gradio API call with its missing trailing inputs filled in
+    (web.complete_api_call); any other body as it is."""
+    api = API_CALL.match(path)
+    if not api:
+        return body
     try:
         payload = json.loads(body)
     except ValueError:
         return body  # Gradio answers a body that is not JSON itself
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
         return body
-    data = complete_api_call(api, payload["data"])
+    data = complete_api_call(api.group(1), payload["data"])
     if data is payload["data"]:
         return body
     return json.dumps({**payload, "data": data}).encode("utf-8")
-
-
-async def _reply(send: Any, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode("utf-8")
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
 
 
 def launch_options(demo: gr.Blocks | None = None) -> dict:
@@ -131,7 +67,7 @@ def launch_options(demo: gr.Blocks | None = None) -> dict:
         from starlette.middleware import Middleware
 
         options["app_kwargs"] = {"routes": rest.routes(), "lifespan": lifespan_with_pruning(demo),
-                                 "middleware": [Middleware(RequestLimits, service=rest.service)]}
+                                 "middleware": [Middleware(RequestLimits, service=rest.service, rewrite=_rewrite)]}
     return options
 
 

@@ -214,8 +214,8 @@ class FaqService:
         if not turn.question:
             return
         try:  # the cleaned question (at most 2,000 characters) is what is stored: masked after the cut
-            self.store.record(turn.question, OFF_TOPIC, item_id=turn.item_id, score=turn.confidence, lang=turn.lang,
-                              in_scope=False)
+            self.store.record(turn.question, OFF_TOPIC, kind="off_topic", item_id=turn.item_id, score=turn.confidence,
+                              lang=turn.lang, in_scope=False)
         except Exception as exc:  # noqa: BLE001 - feedback must never break an answer
             log.warning("could not log an off-topic question to %s: %s", getattr(self.store, "path", "?"), exc)
 
