@@ -21,7 +21,9 @@ from faqbot.calibration import CalibrationError, load_calibration
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTION = "How do I install MindSpore with pip?"
-RUNTIME_FILES = sorted(p.name for p in (REPO / "src" / "faqbot").iterdir() if p.is_file() and p.suffix != ".py")
+PACKAGE = REPO / "src" / "faqbot"
+RUNTIME_FILES = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*")
+                       if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts)
 
 
 def _clean_env(**extra: str) -> dict:
