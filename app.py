@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from faqbot.config import SettingsError, settings_from_env
-    from faqbot.web import default_host, default_port
+    from faqbot.server import default_host, default_port
 
     args.host = args.host or default_host()
     try:
@@ -47,10 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"faqbot: cannot start the chat: {e}", file=sys.stderr)
         return 2
 
+    from faqbot.calibration import CalibrationError
     from faqbot.embed import ModelError
     from faqbot.index import IndexLoadError
     from faqbot.search import Retriever
-    from faqbot.web import build_app, serve
+    from faqbot.server import build_app, serve
 
     try:
         settings = settings_from_env()
@@ -59,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:  # the shipped index only: a missing or stale one is reported, never built here
         retriever = Retriever.from_settings(settings, rebuild=False)
-    except (IndexLoadError, ModelError) as e:
-        # a model id that cannot load is fixed by another id, not by building an index
+    except (IndexLoadError, ModelError, CalibrationError) as e:
+        # a model id that cannot load is fixed by another id, and a missing calibration by a reinstall, not by
+        # building an index
         needs_index = isinstance(e, IndexLoadError) and "faqbot index" not in str(e)
         hint = "\nRun `faqbot index` to build the index, then start the app again." if needs_index else ""
         print(f"faqbot: cannot start the chat: {e}{hint}", file=sys.stderr)

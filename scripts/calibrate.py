@@ -37,7 +37,7 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> Logistic:
 
 
 def features(judged: list[Judged]) -> np.ndarray:
-    return np.array([[j.ranking.signals.get(f, 0.0) for f in FEATURES] for j in judged], dtype=np.float64)
+    return np.array([[j.ranking.signals[f] for f in FEATURES] for j in judged], dtype=np.float64)
 
 
 def choose_thresholds(judged: list[Judged], answer: Logistic, scope: Logistic) -> tuple[float, float]:

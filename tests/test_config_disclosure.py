@@ -17,7 +17,7 @@ import pytest
 from faqbot.cli import main
 from faqbot.config import SettingsError, settings_from_env
 from faqbot.feedback import FeedbackStore
-from faqbot.rest import _no_paths, feedback_health
+from faqbot.service import feedback_health, no_paths as _no_paths
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,7 @@ def _one_line_refusal(proc: subprocess.CompletedProcess, *fragments: str) -> Non
 
 @pytest.mark.parametrize("port", ["abc", "99999", "-5", "0", "1_0", "١٢٣", " "])
 def test_a_bad_gradio_server_port_is_one_clear_line(monkeypatch, port):
-    from faqbot.web import default_port
+    from faqbot.server import default_port
 
     monkeypatch.setenv("GRADIO_SERVER_PORT", port)
     if port.strip():

@@ -19,7 +19,7 @@ from faqbot.guard import RateLimiter, VoteGuard, is_json, origin_allowed, printa
 
 def _serve(retriever, store: FeedbackStore, settings: Settings | None = None, **changes):
     """The app (chat, Gradio API, REST) on a free local port; (demo, port). Also used by other test modules."""
-    from faqbot.web import build_app, launch
+    from faqbot.server import build_app, launch
 
     settings = (settings or Settings(feedback_db=store.path)).with_(**changes)
     demo = build_app(retriever, settings, store=store)

@@ -19,6 +19,7 @@ from urllib.parse import quote, unquote
 from markdown_it import MarkdownIt
 
 from faqbot.schema import Hit, SearchResult
+from faqbot.text import scrub_text  # noqa: F401 - re-exported: answer.scrub_text is used by the front ends
 
 if TYPE_CHECKING:
     from faqbot.corpus_config import CorpusConfig
@@ -120,15 +121,8 @@ def confidence_level(confidence: float, bands: Bands = DEFAULT_BANDS) -> str:
 
 # --- text hygiene -------------------------------------------------------------------------------------------
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # Characters that str.splitlines() (and JavaScript) treat as line breaks but JSON leaves raw.
 _JSON_LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
-
-
-def scrub_text(text: str) -> str:
-    """`text` with every lone surrogate replaced by U+FFFD. Bad bytes in argv (surrogateescape) or "\\ud800" in
-    JSON reach us as lone surrogates, which the tokenizer and UTF-8 output cannot encode."""
-    return _SURROGATE.sub("\ufffd", text)
 
 
 def json_line(obj) -> str:

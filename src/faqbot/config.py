@@ -30,7 +30,6 @@ class SettingsError(ValueError):
 NUMERIC_RANGES: dict[str, tuple[float, float]] = {
     "k": (1, 50),
     "min_confidence": (0.0, 1.0),
-    "min_gap": (0.0, 1.0),
 }
 # Feedback store limits (whole numbers): FAQBOT_FEEDBACK_RETENTION_DAYS, FAQBOT_FEEDBACK_MAX_ROWS.
 FEEDBACK_RANGES: dict[str, tuple[int, int]] = {
@@ -40,6 +39,15 @@ FEEDBACK_RANGES: dict[str, tuple[int, int]] = {
 }
 RELOAD_RANGE = (0.0, 3600.0)  # FAQBOT_RELOAD_SECONDS
 VOTE_RATE_RANGE = (0.0, 100_000.0)  # FAQBOT_VOTE_RATE: votes per second per client on POST /api/feedback; 0 = off
+# Limits at the door (service.py cuts or refuses input against them before any other work), whole numbers.
+# Setting -> (environment variable, low, high).
+LIMIT_SETTINGS: dict[str, tuple[str, int, int]] = {
+    "max_question_chars": ("FAQBOT_MAX_QUESTION_CHARS", 100, 1_000_000),
+    "max_history_turns": ("FAQBOT_MAX_HISTORY_TURNS", 1, 1_000),
+    "max_body_bytes": ("FAQBOT_MAX_BODY_BYTES", 1_024, 100 * 1024 * 1024),
+    "max_request_bytes": ("FAQBOT_MAX_REQUEST_BYTES", 1_024, 100 * 1024 * 1024),
+    "max_json_depth": ("FAQBOT_MAX_JSON_DEPTH", 2, 1_000),
+}
 _SWITCH = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
 
 
@@ -86,7 +94,15 @@ class Settings:
     reload_seconds: float = 2.0
     # no-answer calibration (set from the dev set; see docs/ and notebooks/)
     min_confidence: float | None = None
-    min_gap: float | None = None
+    # limits at the door (LIMIT_SETTINGS). A question or earlier turn is cut to max_question_chars before any other
+    # work (the ranking reads only its first 2,000 characters, so this bounds work, not answers); only the last
+    # max_history_turns earlier questions are kept. REST bodies over max_body_bytes get 413, any other request
+    # (the Gradio chat and API) over max_request_bytes; JSON nested deeper than max_json_depth gets 422.
+    max_question_chars: int = 10_000
+    max_history_turns: int = 50
+    max_body_bytes: int = 64 * 1024
+    max_request_bytes: int = 1024 * 1024
+    max_json_depth: int = 32
 
     @property
     def corpus_index_dir(self) -> Path:
@@ -121,6 +137,8 @@ class Settings:
             check_number(name, getattr(self, name), low, high, integer=True)
         check_number("vote_rate", self.vote_rate, *VOTE_RATE_RANGE)
         check_number("reload_seconds", self.reload_seconds, *RELOAD_RANGE)
+        for name, (_, low, high) in LIMIT_SETTINGS.items():
+            check_number(name, getattr(self, name), low, high, integer=True)
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -138,7 +156,7 @@ def corpus_cache_index_dir(corpus_dir: Path | str) -> Path:
 
 
 def settings_from_env(env: dict[str, str] | None = None) -> Settings:
-    """FAQBOT_CORPUS, FAQBOT_INDEX, FAQBOT_MODEL, FAQBOT_FEEDBACK_DB, FAQBOT_MIN_CONFIDENCE, FAQBOT_MIN_GAP."""
+    """FAQBOT_CORPUS, FAQBOT_INDEX, FAQBOT_MODEL, FAQBOT_FEEDBACK_DB, FAQBOT_MIN_CONFIDENCE and the limits."""
     env = os.environ if env is None else env
     s = Settings()
     changes: dict = {}
@@ -165,10 +183,13 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         if env.get(name):
             low, high = FEEDBACK_RANGES[key]
             changes[key] = check_number(key, env[name].strip(), low, high, integer=True, source=name)
-    for key, name in (("min_confidence", "FAQBOT_MIN_CONFIDENCE"), ("min_gap", "FAQBOT_MIN_GAP")):
+    for key, (name, low, high) in LIMIT_SETTINGS.items():
         if env.get(name):
-            low, high = NUMERIC_RANGES[key]
-            changes[key] = check_number(key, env[name].strip(), low, high, source=name)
+            changes[key] = check_number(key, env[name].strip(), low, high, integer=True, source=name)
+    if env.get("FAQBOT_MIN_CONFIDENCE"):
+        low, high = NUMERIC_RANGES["min_confidence"]
+        changes["min_confidence"] = check_number("min_confidence", env["FAQBOT_MIN_CONFIDENCE"].strip(), low, high,
+                                                 source="FAQBOT_MIN_CONFIDENCE")
     if env.get("FAQBOT_VOTE_RATE"):
         changes["vote_rate"] = check_number("vote_rate", env["FAQBOT_VOTE_RATE"].strip(), *VOTE_RATE_RANGE,
                                             source="FAQBOT_VOTE_RATE")

@@ -32,7 +32,6 @@ DATA_FILES = (VECTORS, ROWS, ITEMS)
 INDEX_FILES = (MANIFEST, *DATA_FILES, "bm25")  # top-level entries of a saved folder
 
 KIND_Q, KIND_QA = 0, 1
-KINDS = ("q", "qa")
 ROW_DTYPE = np.dtype([("item", "<i4"), ("lang", "i1"), ("kind", "i1"), ("chunk", "<i2"), ("key", "S16")])
 
 # Measured with benchmarks/scale.py (2 shared cores, synthetic vectors around the real ones, k=10):

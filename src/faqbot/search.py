@@ -16,7 +16,7 @@ from .embed import Embedder, load_embedder
 from .index import KIND_Q, FaqIndex
 from .lexical import LexicalIndex
 from .schema import LANGS, FaqItem, Hit, SearchResult
-from .calibration import Calibration, CalibrationError, load_calibration, uncalibrated
+from .calibration import Calibration, load_calibration
 from .paste import PasteSignal, paste_signal
 from .text import detect_lang, to_simplified
 
@@ -83,11 +83,8 @@ class Retriever:
     calibration: Calibration | None = None
 
     def __post_init__(self):
-        if self.calibration is None:
-            try:
-                self.calibration = load_calibration()
-            except CalibrationError:
-                self.calibration = uncalibrated()
+        if self.calibration is None:  # a missing or broken calibration.json is an error, never a silent fallback
+            self.calibration = load_calibration()
         self.items: list[FaqItem] = self.index.items
         self._pos = {it.id: i for i, it in enumerate(self.items)}
         self._versions = np.array([VERSION_ORDER.get(it.version, 9) for it in self.items])
