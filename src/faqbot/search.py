@@ -24,6 +24,7 @@ MAX_QUERY_CHARS = 2000  # longer pastes are cut: the model reads ~512 tokens any
 VERSION_ORDER = {"master": 0, "r1.1": 1}  # newest first
 VERSION_CHOICES = ("latest", "master", "r1.1", "all")
 NEAR_DUPLICATE = 0.975  # cosine of two question vectors that ask the same thing
+TWIN_QUESTION, TWIN_ANSWER = 0.95, 0.5  # a reworded question over the same answer (see _newest_twin)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ class Retriever:
         self._pos = {it.id: i for i, it in enumerate(self.items)}
         self._versions = np.array([VERSION_ORDER.get(it.version, 9) for it in self.items])
         self._components = np.array([it.component for it in self.items])
-        self._latest = _latest_mask(self.items, self.index)
+        self._newest = _newest_twin(self.items, self.index)
+        self._latest = self._newest == np.arange(len(self.items))
 
     # -- construction -------------------------------------------------------------------------------------
     @classmethod
@@ -182,8 +184,9 @@ class Retriever:
         else:
             final = lex.astype(np.float32)
         final = np.where(mask, final, -np.inf).astype(np.float32)
-        order = np.argsort(-final, kind="stable")[:RANK_DEPTH]
+        order = np.argsort(-final, kind="stable")[:2 * RANK_DEPTH]
         order = order[np.isfinite(final[order])]
+        order = _one_slot_per_entry(order, self._newest, mask, final)[:RANK_DEPTH]
         if not len(order):
             none = "没有符合这些筛选条件的 FAQ 条目。" if lang == "zh" else "No FAQ entry matches these filters."
             return Ranking(query, text, lang, order, final, {}, 0.0, "none", message or none)
@@ -289,28 +292,66 @@ def _question_key(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
-def _latest_mask(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndarray:
-    """True for each item unless the same question exists in a newer version.
+def _newest_twin(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndarray:
+    """For each item, the position of the newest copy of the same entry (itself when it has none).
 
-    "The same" is the same text in either language, or question vectors this close (measured on the bundled
-    corpus: r1.1/master pairs >= 0.978 are all rewrites; the nearest different questions score <= 0.957).
-    """
+    "The same" is the same text in either language, question vectors this close (measured on the bundled corpus:
+    r1.1/master pairs >= 0.978 are all rewrites; the nearest different questions score <= 0.957), or close questions
+    (>= TWIN_QUESTION) whose answers share most of their character 4-grams (>= TWIN_ANSWER: a reworded question over
+    the same answer; one such pair in the bundled corpus, "run only on Huawei NPUs/Ascend")."""
     ranks = np.array([VERSION_ORDER.get(it.version, 9) for it in items])
-    newest: dict[str, int] = {}
-    for it, rank in zip(items, ranks):
+    newest = np.arange(len(items))
+    by_key: dict[str, int] = {}
+    for pos in np.argsort(ranks, kind="stable"):  # newest versions first
+        for e in items[pos].entries.values():
+            by_key.setdefault(_question_key(e.question), int(pos))
+    for pos, it in enumerate(items):
         for e in it.entries.values():
-            key = _question_key(e.question)
-            newest[key] = min(newest.get(key, 99), rank)
-    mask = np.array([all(newest[_question_key(e.question)] >= rank for e in it.entries.values())
-                     for it, rank in zip(items, ranks)], dtype=bool)
+            other = by_key[_question_key(e.question)]
+            if ranks[other] < ranks[newest[pos]]:
+                newest[pos] = other
     if index is not None and len(index.rows):
         q_rows = np.flatnonzero(index.rows["kind"] == KIND_Q)
         owner = index.rows["item"][q_rows]
         sims = index.vectors[q_rows] @ index.vectors[q_rows].T
         newer = ranks[owner][None, :] < ranks[owner][:, None]  # column item is newer than row item
-        close = (sims >= NEAR_DUPLICATE) & newer
-        mask[np.unique(owner[close.any(axis=1)])] = False
-    return mask
+        grams: dict[int, set[str]] = {}
+        for a, b in zip(*np.nonzero((sims >= TWIN_QUESTION) & newer)):
+            row, col = int(owner[a]), int(owner[b])
+            if sims[a, b] < NEAR_DUPLICATE:
+                ga = grams.setdefault(row, _answer_grams(items[row]))
+                gb = grams.setdefault(col, _answer_grams(items[col]))
+                if len(ga & gb) < TWIN_ANSWER * max(1, len(ga | gb)):
+                    continue
+            if ranks[col] < ranks[newest[row]]:
+                newest[row] = col
+    return newest
+
+
+def _answer_grams(item: FaqItem) -> set[str]:
+    entry = item.entries.get("zh") or item.entry("en")
+    text = "".join(ch for ch in entry.answer.lower() if ch.isalnum())
+    return {text[k:k + 4] for k in range(max(1, len(text) - 3))}
+
+
+def _latest_mask(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndarray:
+    """True for each item unless the same entry exists in a newer version (_newest_twin)."""
+    newest = _newest_twin(items, index)
+    return newest == np.arange(len(items))
+
+
+def _one_slot_per_entry(order: np.ndarray, newest: np.ndarray, allowed: np.ndarray, final: np.ndarray) -> np.ndarray:
+    """Twins of one entry (r1.1 and master copies) take one slot, at the best twin's place (its score written into
+    `final`), shown as the newest copy the filters allow."""
+    out: list[int] = []
+    seen: set[int] = set()
+    for i in order:
+        shown = int(newest[i]) if allowed[newest[i]] else int(i)
+        if shown not in seen and int(newest[i]) not in seen:
+            seen.update((shown, int(newest[i])))
+            final[shown] = max(final[shown], final[i])
+            out.append(shown)
+    return np.array(out, dtype=order.dtype)
 
 
 def _load_or_build_lexical(settings: Settings, embedder: Embedder, rebuild: bool = False) -> tuple[FaqIndex, LexicalIndex]:
