@@ -17,6 +17,7 @@ from .index import KIND_Q, FaqIndex
 from .lexical import LexicalIndex
 from .schema import LANGS, FaqItem, Hit, SearchResult
 from .calibration import Calibration, CalibrationError, load_calibration, uncalibrated
+from .facets import detect as detect_facets
 from .paste import PasteSignal, paste_signal
 from .text import detect_lang, to_simplified
 
@@ -38,6 +39,9 @@ class RankingParams:
 
     lexical_weight: float = 0.15
     lexical_floor: float = 2.0
+    # the BM25 bonus is BM25/max(best BM25, lexical_saturation): one shared rare word ("remove") no longer earns the
+    # full bonus a pasted error string does; 0 keeps the old relative-to-best bonus
+    lexical_saturation: float = 12.0
     oov_penalty: float = 0.10  # the legacy confidence signal: top - oov_penalty*oov + lexical_evidence*log1p(bm25)
     lexical_evidence: float = 0.05
     segment_discount: float = 0.0
@@ -45,6 +49,12 @@ class RankingParams:
     # clearly closer than the entry's own question; chosen on the tune pages of scripts/simulate_learning.py
     alternate_discount: float = 0.05
     answer_at: float | None = None  # None: the calibrated threshold
+    # an entry for another product or version (facets.py) is asserted only when this share of the causal error's
+    # words (IDF-weighted) is in it; 1.01 never
+    anchor_cover: float = 0.8
+    # a question quoting an error (paste.causal_error) is asserted only an entry holding this share of that error's
+    # words (IDF-weighted): a paste whose exception is not in the entry is the same kind of error, not this one
+    cause_cover: float = 0.3
     use_dense: bool = True
     use_lexical: bool = True
 
@@ -178,7 +188,7 @@ class Retriever:
         if p.use_lexical:
             lex, oov = self.lexical.evidence(signal.lexical_text)
         if p.use_dense and p.use_lexical:
-            final = dense + p.lexical_weight * _lexical_bonus(np.where(mask, lex, 0.0), p.lexical_floor)
+            final = dense + p.lexical_weight * _lexical_bonus(np.where(mask, lex, 0.0), p.lexical_floor, p.lexical_saturation)
         elif p.use_dense:
             final = dense
         else:
@@ -191,7 +201,13 @@ class Retriever:
             none = "没有符合这些筛选条件的 FAQ 条目。" if lang == "zh" else "No FAQ entry matches these filters."
             return Ranking(query, text, lang, order, final, {}, 0.0, "none", message or none)
         signals = _signals(final, dense, lex, oov, order, mask, signal, p, self.lexical)
+        conflict = detect_facets(query).conflict(self.items[int(order[0])])
+        signals["conflict"] = float(bool(conflict))
         confidence, match = self.calibration.decide(signals, p.answer_at)
+        if match == "answer" and conflict and signals["err_cover"] < p.anchor_cover:
+            match = "related"  # another product's or version's entry: shown, not asserted
+        if match == "answer" and signal.cause and signals["err_cover"] < p.cause_cover:
+            match = "related"  # the user's error is not the entry's
         return Ranking(query, text, lang, order, final, signals, confidence, match, message)
 
     def search(
@@ -257,12 +273,13 @@ def _keep_lines(query: str) -> str:
     return "\n".join(line for line in lines if line)[:MAX_QUERY_CHARS]
 
 
-def _lexical_bonus(lex: np.ndarray, floor: float) -> np.ndarray:
-    """BM25 mapped to 0..1 relative to the best item, zero where the evidence is only common words."""
+def _lexical_bonus(lex: np.ndarray, floor: float, saturation: float = 0.0) -> np.ndarray:
+    """BM25 mapped to 0..1 relative to the best item (or to `saturation` when the best is weaker), zero where the
+    evidence is only common words."""
     best = float(lex.max()) if lex.size else 0.0
     if best < floor:
         return np.zeros_like(lex)
-    return np.clip(lex / best, 0.0, 1.0)
+    return np.clip(lex / max(best, saturation), 0.0, 1.0)
 
 
 def _signals(final: np.ndarray, dense: np.ndarray, lex: np.ndarray, oov: float, order: np.ndarray, mask: np.ndarray,
@@ -285,6 +302,7 @@ def _signals(final: np.ndarray, dense: np.ndarray, lex: np.ndarray, oov: float, 
         "paste": float(signal.is_paste),
         "length": float(np.log1p(len(signal.dense_text))),
         "cover": lexical.coverage(signal.lexical_text, first) if p.use_lexical else 0.0,
+        "err_cover": lexical.coverage(signal.cause, first) if signal.cause else 0.0,
     }
 
 
