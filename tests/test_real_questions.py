@@ -122,11 +122,11 @@ def test_an_add_on_library_question_is_not_asserted_a_core_api_entry(retriever):
 
 
 def test_twins_take_one_slot_newest_first(retriever):
-    master = _item(retriever.items, "master", "How do I visualize the MindSpore Lite offline model")
-    old = _item(retriever.items, "r1.1", "How do I visualize the MindSpore Lite offline model")
-    for version in ("latest", "all"):
-        ids = [retriever.items[i].id for i in retriever.rank("How do I visualize a MindSpore Lite .ms model?",
-                                                               version=version).order[:5]]
-        assert master.id in ids and old.id not in ids, (version, ids)
-    shown = [retriever._newest[i] for i in retriever.rank("Lite model visualisation", version="all").order[:10]]
-    assert len(shown) == len(set(shown))
+    """A reworded r1.1 question over the same answer as a master entry is that entry's twin (search._newest_twin):
+    the default (latest) search shows the master copy only; version="all" still shows every copy, as asked."""
+    master = _item(retriever.items, "master", "only be run on Huawei own")
+    old = _item(retriever.items, "r1.1", "run only on Huawei `NPUs`")
+    ids = [retriever.items[i].id for i in retriever.rank("Does MindSpore run only on Huawei NPUs?").order[:5]]
+    assert master.id in ids and old.id not in ids, ids
+    every = [retriever.items[i].id for i in retriever.rank("Does MindSpore run only on Huawei NPUs?", version="all").order[:5]]
+    assert old.id in every

@@ -194,9 +194,8 @@ class Retriever:
         else:
             final = lex.astype(np.float32)
         final = np.where(mask, final, -np.inf).astype(np.float32)
-        order = np.argsort(-final, kind="stable")[:2 * RANK_DEPTH]
+        order = np.argsort(-final, kind="stable")[:RANK_DEPTH]
         order = order[np.isfinite(final[order])]
-        order = _one_slot_per_entry(order, self._newest, mask, final)[:RANK_DEPTH]
         if not len(order):
             none = "没有符合这些筛选条件的 FAQ 条目。" if lang == "zh" else "No FAQ entry matches these filters."
             return Ranking(query, text, lang, order, final, {}, 0.0, "none", message or none)
@@ -356,20 +355,6 @@ def _latest_mask(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndar
     """True for each item unless the same entry exists in a newer version (_newest_twin)."""
     newest = _newest_twin(items, index)
     return newest == np.arange(len(items))
-
-
-def _one_slot_per_entry(order: np.ndarray, newest: np.ndarray, allowed: np.ndarray, final: np.ndarray) -> np.ndarray:
-    """Twins of one entry (r1.1 and master copies) take one slot, at the best twin's place (its score written into
-    `final`), shown as the newest copy the filters allow."""
-    out: list[int] = []
-    seen: set[int] = set()
-    for i in order:
-        shown = int(newest[i]) if allowed[newest[i]] else int(i)
-        if shown not in seen and int(newest[i]) not in seen:
-            seen.update((shown, int(newest[i])))
-            final[shown] = max(final[shown], final[i])
-            out.append(shown)
-    return np.array(out, dtype=order.dtype)
 
 
 def _load_or_build_lexical(settings: Settings, embedder: Embedder, rebuild: bool = False) -> tuple[FaqIndex, LexicalIndex]:
