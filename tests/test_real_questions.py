@@ -130,3 +130,42 @@ def test_twins_take_one_slot_newest_first(retriever):
     assert master.id in ids and old.id not in ids, ids
     every = [retriever.items[i].id for i in retriever.rank("Does MindSpore run only on Huawei NPUs?", version="all").order[:5]]
     assert old.id in every
+
+
+def test_an_old_entry_is_not_asserted_for_a_2x_user(corpus):
+    old = next(it for it in corpus.items if it.version == "r1.1")
+    assert "old version" in detect("MindSpore 2.3.1 on Ascend: the same thing fails").conflict(old)
+    assert not detect("the same thing fails").conflict(old)  # no version named: the entry may still answer
+
+
+def _devset(tmp_path):
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text(json.dumps({"q": "best pizza in Naples?", "lang": "en", "kind": "offtopic", "gold_ids": []}) + "\n",
+                   encoding="utf-8")
+    return dev
+
+
+def test_eval_reports_real_questions_as_their_own_rows(tmp_path, monkeypatch, capsys, retriever):
+    from faqbot.cli import main
+
+    real = tmp_path / "real.jsonl"
+    rows = [{"query": "How can I remove MindSpore from my machine?", "lang": "en",
+             "source": "https://github.com/a/b/issues/2", "expect": ["How to uninstall MindSpore"], "covered": "yes"},
+            {"query": "what is a good recipe for tomato pasta?", "lang": "en",
+             "source": "https://github.com/c/d/issues/4", "expect": []}]
+    real.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    monkeypatch.setenv("FAQBOT_REAL_QUESTIONS", str(real))
+    assert main(["eval", "--devset", str(_devset(tmp_path)), "--split", "all", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["real"]["all"]["n"] == 1 and out["real"]["all"]["n_offtopic"] == 1
+    assert out["real"]["all"]["r1"] == 1.0 and out["real"]["all"]["offtopic_asserted"] == 0.0
+    assert sum(b["n"] for b in out["real"]["all"]["reliability"]["bins"]) == 2
+
+
+def test_eval_without_the_real_questions_file_says_so_in_one_line(tmp_path, monkeypatch, capsys, retriever):
+    from faqbot.cli import main
+
+    monkeypatch.setenv("FAQBOT_REAL_QUESTIONS", str(tmp_path / "missing.jsonl"))
+    assert main(["eval", "--devset", str(_devset(tmp_path)), "--split", "all"]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if "real questions skipped" in line]
+    assert len(notes) == 1 and "FAQBOT_REAL_QUESTIONS" in notes[0]
