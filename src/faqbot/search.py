@@ -39,9 +39,10 @@ class RankingParams:
 
     lexical_weight: float = 0.15
     lexical_floor: float = 2.0
-    # the BM25 bonus is BM25/max(best BM25, lexical_saturation): one shared rare word ("remove") no longer earns the
-    # full bonus a pasted error string does; 0 keeps the old relative-to-best bonus
-    lexical_saturation: float = 12.0
+    # BM25 may reorder entries whose meaning is this close to the best dense score, not overturn a clear gap: one
+    # shared word ("remove") in a tensor entry outvoted "How to uninstall MindSpore?" for "How can I remove MindSpore
+    # from my machine?" at a dense gap of 0.116 (issue 19; chosen on the tuning splits; None: no limit)
+    lexical_reach: float | None = 0.1
     oov_penalty: float = 0.10  # the legacy confidence signal: top - oov_penalty*oov + lexical_evidence*log1p(bm25)
     lexical_evidence: float = 0.05
     segment_discount: float = 0.0
@@ -188,7 +189,10 @@ class Retriever:
         if p.use_lexical:
             lex, oov = self.lexical.evidence(signal.lexical_text)
         if p.use_dense and p.use_lexical:
-            final = dense + p.lexical_weight * _lexical_bonus(np.where(mask, lex, 0.0), p.lexical_floor, p.lexical_saturation)
+            bonus = _lexical_bonus(np.where(mask, lex, 0.0), p.lexical_floor)
+            if p.lexical_reach is not None and mask.any():
+                bonus = np.where(dense >= dense[mask].max() - p.lexical_reach, bonus, 0.0)
+            final = dense + p.lexical_weight * bonus
         elif p.use_dense:
             final = dense
         else:
@@ -272,13 +276,12 @@ def _keep_lines(query: str) -> str:
     return "\n".join(line for line in lines if line)[:MAX_QUERY_CHARS]
 
 
-def _lexical_bonus(lex: np.ndarray, floor: float, saturation: float = 0.0) -> np.ndarray:
-    """BM25 mapped to 0..1 relative to the best item (or to `saturation` when the best is weaker), zero where the
-    evidence is only common words."""
+def _lexical_bonus(lex: np.ndarray, floor: float) -> np.ndarray:
+    """BM25 mapped to 0..1 relative to the best item, zero where the evidence is only common words."""
     best = float(lex.max()) if lex.size else 0.0
     if best < floor:
         return np.zeros_like(lex)
-    return np.clip(lex / max(best, saturation), 0.0, 1.0)
+    return np.clip(lex / best, 0.0, 1.0)
 
 
 def _signals(final: np.ndarray, dense: np.ndarray, lex: np.ndarray, oov: float, order: np.ndarray, mask: np.ndarray,
