@@ -68,13 +68,25 @@ class Settings:
     min_gap: float | None = None
 
     @property
-    def model_index_dir(self) -> Path:
-        """Where the index for `model` lives: index/ for the default model, index/models/<model> for others,
-        so trying another model never overwrites the shipped index."""
-        if self.model == DEFAULT_MODEL:
+    def corpus_index_dir(self) -> Path:
+        """index_dir, except for another corpus than the default one with no index given (--index or
+        FAQBOT_INDEX): that corpus's own folder, <cache>/faqbot/indexes/<folder name>-<hash of its path>
+        (<cache> = $XDG_CACHE_HOME or ~/.cache), so indexing another FAQ never writes over the default's index."""
+        defaults = type(self)()
+        if self.index_dir != defaults.index_dir:
             return self.index_dir
+        if Path(self.corpus_dir).resolve() == Path(defaults.corpus_dir).resolve():
+            return self.index_dir
+        return corpus_cache_index_dir(self.corpus_dir)
+
+    @property
+    def model_index_dir(self) -> Path:
+        """Where the index for `model` lives: the corpus's index folder (corpus_index_dir) for the default model,
+        <that folder>/models/<model> for others, so trying another model never overwrites the shipped index."""
+        if self.model == DEFAULT_MODEL:
+            return self.corpus_index_dir
         slug = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.model).strip("_.")
-        return self.index_dir / "models" / slug
+        return self.corpus_index_dir / "models" / slug
 
     def __post_init__(self) -> None:
         """Every way of making Settings (defaults, environment, flags via `with_`) is checked here."""
@@ -89,6 +101,17 @@ class Settings:
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def corpus_cache_index_dir(corpus_dir: Path | str) -> Path:
+    """The default index folder of a corpus other than the default one (documented in README, Bring your own FAQ)."""
+    import hashlib
+
+    root = Path(corpus_dir).resolve()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha256(str(root).encode("utf-8")).hexdigest()[:8]
+    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in root.name).strip("_.") or "corpus"
+    return cache / "faqbot" / "indexes" / f"{name}-{digest}"
 
 
 def settings_from_env(env: dict[str, str] | None = None) -> Settings:

@@ -117,10 +117,17 @@ def items_from_json(data: list[dict]) -> list[FaqItem]:
 
 
 def corpus_fingerprint(root: str | Path) -> str:
-    """sha256 over every .md under `root`: sorted relative paths and their bytes."""
+    """sha256 over every .md under `root` (sorted relative paths and their bytes), then over the other files the
+    source layer reads (tables, faqbot.toml) when there are any: a markdown-only corpus keeps its old value."""
+    from faqbot.corpus_config import CONFIG_FILE
+    from faqbot.sources import corpus_files
+
     root = Path(root)
     h = hashlib.sha256()
-    for path in sorted(root.rglob("*.md"), key=lambda p: p.relative_to(root).as_posix()):
+    pages = sorted(root.rglob("*.md"), key=lambda p: p.relative_to(root).as_posix())
+    others = sorted({p for p in corpus_files(root) if p.suffix.lower() != ".md"} | set(root.glob(CONFIG_FILE)),
+                    key=lambda p: p.relative_to(root).as_posix())
+    for path in pages + others:
         if not path.is_file():
             continue
         data = path.read_bytes()

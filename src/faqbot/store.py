@@ -352,13 +352,28 @@ def alternates_fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _corpus_name(corpus_dir: str | Path) -> str | None:
+    from faqbot.corpus_config import CorpusConfigError, load_corpus_config
+
+    try:
+        return load_corpus_config(corpus_dir).name
+    except CorpusConfigError:
+        return None
+
+
 def stale_reason(manifest: dict, model: str | None = None, corpus_dir: str | Path | None = None) -> str | None:
     """Why an index with this manifest does not match `model` / the corpus and alternates in `corpus_dir`."""
     if model is not None and model != manifest.get("model"):
         return f"the index was built for model {manifest.get('model')!r}, not {model!r}"
     if corpus_dir is not None and Path(corpus_dir).is_dir():
         if corpus_fingerprint(corpus_dir) != manifest.get("corpus_fingerprint"):
-            return f"the corpus in {corpus_dir} changed since the index was built"
+            built = (manifest.get("corpus") or {}).get("name")
+            asked = _corpus_name(corpus_dir)
+            if built and asked and built != asked:
+                return (f"the index was built from the {built!r} FAQ, not from the {asked!r} FAQ in {corpus_dir}; "
+                        f"give that corpus's index with --index, or build one for {corpus_dir}")
+            return (f"the corpus in {corpus_dir}{f' ({asked!r})' if asked else ''} changed since the index was built"
+                    + (f" from {built!r}" if built else ""))
         path = corpus_alternates_path(corpus_dir)
         try:
             data = read_alternates_bytes(path)
@@ -534,6 +549,14 @@ def check_writable(index_dir: str | Path) -> None:
 # ------------------------------------------------------------------ building
 
 
+def _with_source_alternates(alts: list[Alternate], source: list[tuple[str, str, str]]) -> list[Alternate]:
+    """Approved alternates plus the wordings given in the FAQ files themselves (a table's `alternates`),
+    which index the same way; a wording in both counts once."""
+    approved = {a.key for a in alts}
+    extra = [a for a in (Alternate(iid, lang, q, "source", "") for iid, lang, q in source) if a.key not in approved]
+    return alts + extra
+
+
 def _alternate_rows(alts: list[Alternate], pos: dict[str, int], embedder, limit: int) -> tuple[list[tuple], list[str]]:
     """Question rows (kind q, chunk 1, 2, ... per item and language) for approved alternate wordings."""
     from faqbot.text import to_simplified
@@ -656,6 +679,7 @@ def build(
     items = list(corpus.items)
     pos = {it.id: i for i, it in enumerate(items)}
     alts = parse_alternates(alt_bytes, str(alternates_file), item_ids=pos)
+    alts = _with_source_alternates(alts, corpus.alternates)
     limit = min(max_tokens, embedder.max_tokens)
 
     base_rows, base_texts = plan_rows(items, embedder, max_tokens, passage_tokens)
@@ -678,6 +702,10 @@ def build(
         "model": embedder.name,
         "dim": int(embedder.dim),
         "corpus_fingerprint": fingerprint,
+        # wordings from the FAQ files themselves (kept so `apply_alternates` re-adds them without the corpus)
+        **({"source_alternates": [list(a) for a in corpus.alternates]} if corpus.alternates else {}),
+        # which FAQ this index answers from (no absolute path: the index may be built on another machine)
+        "corpus": {"name": corpus.name or None, "folder": root.name if root is not None else None},
         "alternates": {"file": str(Path(alternates_file).name) if alternates_file else None,
                        "sha256": alternates_fingerprint(alt_bytes), "count": len(alts)},
         "counts": _counts(items, rows, embedded),
@@ -733,6 +761,7 @@ def apply_alternates(index_dir: str | Path, embedder, alternates_path: str | Pat
         sha = alternates_fingerprint(alt_bytes)
         pos = {it.id: i for i, it in enumerate(old.items)}
         alts = parse_alternates(alt_bytes, str(alternates_path), item_ids=pos)
+        alts = _with_source_alternates(alts, [tuple(a) for a in manifest.get("source_alternates", [])])
         is_alt = is_alternate_row(old.rows)
         before = set(old.rows["key"][is_alt].tolist())
         if (manifest.get("alternates") or {}).get("sha256") == sha:
