@@ -169,3 +169,9 @@ def test_eval_without_the_real_questions_file_says_so_in_one_line(tmp_path, monk
     assert main(["eval", "--devset", str(_devset(tmp_path)), "--split", "all"]) == 0
     notes = [line for line in capsys.readouterr().out.splitlines() if "real questions skipped" in line]
     assert len(notes) == 1 and "FAQBOT_REAL_QUESTIONS" in notes[0]
+
+
+def test_a_product_counts_only_when_the_corpus_has_entries_of_it(corpus):
+    core = _item(corpus.items, "master", "How to uninstall MindSpore")
+    assert detect("MindSpore Lite benchmark crashes", frozenset({"mindspore", "lite"})).conflict(core)
+    assert not detect("the lite theme of our buttons", frozenset({"mindspore"})).conflict(core)

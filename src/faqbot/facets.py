@@ -65,8 +65,11 @@ def _old_entry(item: FaqItem) -> bool:
     return any(_ENTRY_OLD_VERSION.search(e.question) for e in item.entries.values())
 
 
-def detect(text: str) -> Facets:
-    products = frozenset(name for name, pattern in PRODUCTS.items() if pattern.search(text))
+def detect(text: str, components: frozenset[str] | None = None) -> Facets:
+    """The facets of a question; `components`: the corpus's own (a product counts only when the corpus has entries
+    of it, so another FAQ that never heard of MindSpore Lite is not affected by the word "lite")."""
+    products = frozenset(name for name, pattern in PRODUCTS.items() if pattern.search(text)
+                         and (components is None or name in components))
     addons = frozenset(m.group(1).lower() for m in ADDONS.finditer(text))
     majors = [int(m.group(1)) for m in _MS_VERSION.finditer(text) if int(m.group(1)) <= 9]
     return Facets(products, addons, max(majors) if majors else None)

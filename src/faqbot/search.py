@@ -104,6 +104,7 @@ class Retriever:
         self._pos = {it.id: i for i, it in enumerate(self.items)}
         self._versions = np.array([VERSION_ORDER.get(it.version, 9) for it in self.items])
         self._components = np.array([it.component for it in self.items])
+        self._component_set = frozenset(self._components.tolist())
         self._newest = _newest_twin(self.items, self.index)
         self._latest = self._newest == np.arange(len(self.items))
 
@@ -204,7 +205,7 @@ class Retriever:
             none = "没有符合这些筛选条件的 FAQ 条目。" if lang == "zh" else "No FAQ entry matches these filters."
             return Ranking(query, text, lang, order, final, {}, 0.0, "none", message or none)
         signals = _signals(final, dense, lex, oov, order, mask, signal, p, self.lexical)
-        conflict = detect_facets(query).conflict(self.items[int(order[0])])
+        conflict = detect_facets(query, self._component_set).conflict(self.items[int(order[0])])
         signals["conflict"] = float(bool(conflict))
         confidence, match = self.calibration.decide(signals, p.answer_at)
         if match == "answer" and conflict and signals["err_cover"] < p.anchor_cover:
