@@ -48,8 +48,8 @@ _BOILERPLATE = re.compile(
     r"\b(User|Deprecation|Future|Runtime|Resource|Pending)Warning\b|smallest subnormal|warnings\.warn|"
     r"\d+%\|[^|]{0,80}\||\bit/s\]|\[W(ARNING)?\]|^\s*W\d{4}|\bWARNING\b", re.I)
 # the exception that ended the run: "XxxError: message", "RuntimeError：...", "ERROR: ...", "报错：..."
-_CAUSE = re.compile(r"(?:\b[\w.]*(?:Error|Exception|Fault)\b|\bERROR\b\]?|报错[^：:，,。]{0,12}|错误)\s*[:：]\s*(?:\S.{0,200})|"
-                    r"No module named \S+|\S+\.so(?:\.\d+)*: cannot open shared object file|"
+_CAUSE = re.compile(r"(?:(?<![\w.])[\w.]{0,120}(?:Error|Exception|Fault)\b|\bERROR\b\]?|报错[^：:，,。]{0,12}|错误)\s*[:：]\s*(?:\S.{0,200})|"
+                    r"No module named \S+|(?<![\w.+-])[\w.+-]{1,120}\.so(?:\.\d+)*: cannot open shared object file|"
                     r"(?:Load|loading) [\w ]{0,20}(?:library|model)\W.{0,80}?failed\S*", re.S | re.I)
 # log noise: timestamps, pids, thread ids, addresses, host:pid:tid prefixes, fences, markdown emphasis
 # (each run is tried from its start only, and library names are bounded: either could rescan a long line from
