@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from faqbot.config import Settings  # noqa: E402
 from faqbot.corpus import load_corpus  # noqa: E402
 from faqbot.schema import Corpus  # noqa: E402
 
@@ -30,9 +32,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPUS_SETTING = "FAQBOT_CORPUS"
 # Relative to the project root, not the cwd: a fresh clone at /work/<name>/ finds /work/shared/corpus.
 CORPUS_DIR = Path(os.environ.get(CORPUS_SETTING) or REPO_ROOT.parent / "shared" / "corpus").absolute()
-# The index built from it once (and kept while the corpus and model are unchanged): the default index folder,
-# so `python app.py --corpus ../shared/corpus` and the tests share one build.
-INDEX_DIR = REPO_ROOT / "index"
+# The index built from it once (and kept while the corpus and model are unchanged): where the app and the CLI
+# look for it, index/ for ../shared/corpus, so `python app.py --corpus ../shared/corpus` and the tests share one
+# build (another folder given in FAQBOT_CORPUS: its own index folder, Settings.corpus_index_dir).
+INDEX_DIR = Settings(corpus_dir=CORPUS_DIR).corpus_index_dir
 # The project's own small pages, in the corpus's formats and layout, for the fast tier.
 FIXTURE_CORPUS = REPO_ROOT / "tests" / "data" / "fixture_corpus"
 
@@ -154,6 +157,31 @@ def fake_index_dir(tmp_path_factory, fake_corpus, fake_embedder) -> Path:
     return target
 
 
+def serve_asgi(app) -> tuple[int, Any]:
+    """Serve an ASGI app (e.g. `RestApi.app()`, the REST routes without Gradio) on a free port in a thread:
+    (port, stop)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.02)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+
+    return port, stop
+
+
 # --------------------------------------------------------------------------- real model and index (slow)
 
 
@@ -202,7 +230,7 @@ def web_app(retriever, corpus_dir, real_index_dir, tmp_path_factory):
     from types import SimpleNamespace
 
     from faqbot.feedback import FeedbackStore
-    from faqbot.web import build_app, launch_options
+    from faqbot.server import build_app, launch_options
 
     db = tmp_path_factory.mktemp("feedback") / "feedback.sqlite3"
     settings = real_settings(corpus_dir, real_index_dir, feedback_db=db)
