@@ -1,10 +1,6 @@
 """faqbot: a bilingual (zh/en) FAQ chatbot for the MindSpore documentation."""
 
-import os
-
 __version__ = "0.1.0"
 
-# The embedding engine and FAISS use OpenMP. With the default "active" wait policy an OpenMP thread spins on a
-# core that another request or process needs, and on a busy 2-core machine one query embedding was measured at
-# 1.6 s instead of 20 ms. Set before either library loads; an explicit user setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# No process-wide settings here: the OpenMP wait setting the embedding engine needs is applied where the engine
+# loads, and only when the user has set none of their own (faqbot.embed.engine_openmp_env).

