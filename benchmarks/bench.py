@@ -1594,6 +1594,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serving", action="store_true", help="only issue 12's serving figures (model bound, idle, "
                         "/api/search idle and at 16 clients with stages, /ask at 16 clients, build)")
     parser.add_argument("--no-build", action="store_true", help="with --serving: skip the index build")
+    parser.add_argument("--passes", type=int, help="with --serving: passes over the dev questions in process (default 3)")
+    parser.add_argument("--repeat-runs", type=int, help="with --serving: runs of issue 12's repeated workload (default 3)")
     parser.add_argument("--soak", nargs="?", type=float, const=10.0, metavar="MINUTES",
                         help="soak the app: 16 clients, distinct questions, throughput and RSS per interval (default 10 min)")
     parser.add_argument("--clients", type=int, default=16, help="clients for --soak (default %(default)s)")
@@ -1616,7 +1618,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rep, ensure_ascii=False, indent=1)) if args.json else print_soak(rep)
         return 1 if rep["errors"] else 0
     if args.serving:
-        rep = bench_serving({**(QUICK if args.quick else FULL), "build": not args.no_build})
+        cfg = {**(QUICK if args.quick else FULL), "build": not args.no_build}
+        if args.passes:
+            cfg["passes"] = args.passes
+        if args.repeat_runs:
+            cfg["repeat_runs"] = args.repeat_runs
+        rep = bench_serving(cfg)
         if args.save:
             args.save.write_text(json.dumps(rep, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         print(json.dumps(rep, ensure_ascii=False, indent=1)) if args.json else print_serving(rep)

@@ -119,6 +119,21 @@ def _child(argv: list[str]) -> None:
         time.sleep(wait)
     deadline = time.perf_counter() + seconds if seconds > 0 else float("inf")
 
+    if clients == 0:  # alternate blocks of 10 questions quiet / with a core busy: both see the same machine
+        import contextlib
+
+        quiet, busy = [], []
+        cpu0 = time.process_time()
+        for b, start in enumerate(range(0, len(texts), 10)):
+            out = busy if b % 2 else quiet
+            with BusyCore() if b % 2 else contextlib.nullcontext():
+                for t in texts[start:start + 10]:
+                    t0 = time.perf_counter()
+                    call(t)
+                    out.append(time.perf_counter() - t0)
+        print(json.dumps({"times": quiet, "busy": busy, "wall_s": 0, "cpu_s": time.process_time() - cpu0}))
+        return
+
     def worker(n: int) -> None:
         for t in texts[n::clients]:
             if time.perf_counter() > deadline:
@@ -242,38 +257,41 @@ POLICY_ARMS = {  # name -> OpenMP environment
     "SPIN=10k": {"GOMP_SPINCOUNT": "10000"},
     "SPIN=100k": {"GOMP_SPINCOUNT": "100000"},
     "1 thread": {"OMP_NUM_THREADS": "1"},
+    "faqbot": {},  # faqbot's embedder as shipped: its own wait setting and thread plan (the pool's lone path)
 }
 
 
 def policies(texts: list[str], rounds: int, pool_texts: list[str], arms: list[str]) -> dict:
-    """Every arm, bare model, lone question, quiet and with one core busy; round-robin over the arms per round."""
-    rows: dict[str, dict[str, list]] = {a: {"quiet": [], "busy": [], "load": []} for a in arms}
+    """Every arm, bare model, lone question, in one child per arm and round that alternates blocks of 10 questions
+    quiet and with one core busy (a busy loop it starts and stops), so both halves see the same machine; the arms
+    round-robin per round, so drift in the machine's load spreads over all of them."""
+    rows: dict[str, dict[str, list]] = {a: {"quiet": [], "busy": [], "cpu": [], "load": []} for a in arms}
     chunk = max(1, len(texts) // rounds)
     for r in range(rounds):
         part = texts[r * chunk:(r + 1) * chunk]
         for arm in arms:
-            for busy in (False, True):
-                res = lone(part, env=POLICY_ARMS[arm], busy=busy)
-                rows[arm]["busy" if busy else "quiet"].append(res)
-                rows[arm]["load"].append(res["load1_at_start"])
-            print(f"[floor] round {r + 1}/{rounds} {arm}: quiet p50 {rows[arm]['quiet'][-1]['p50_ms']} "
-                  f"busy p50 {rows[arm]['busy'][-1]['p50_ms']} p99 {rows[arm]['busy'][-1]['p99_ms']}",
-                  file=sys.stderr, flush=True)
+            load = load1()
+            mode = "faqbot" if arm.startswith("faqbot") else "bare"
+            res = _collect(*_spawn(mode, part, clean_env(POLICY_ARMS[arm]), time.time() + 2.0, 0, 0))
+            d = rows[arm]
+            d["quiet"] += res["times"]
+            d["busy"] += res["busy"]
+            d["cpu"].append(res["cpu_s"] / max(len(res["times"]) + len(res["busy"]), 1))
+            d["load"].append(load)
+            q, b = summary(res["times"]), summary(res["busy"])
+            print(f"[floor] round {r + 1}/{rounds} {arm}: quiet p50 {q['p50_ms']} p99 {q['p99_ms']}; "
+                  f"busy core p50 {b['p50_ms']} p99 {b['p99_ms']}; load {load}", file=sys.stderr, flush=True)
     out = {}
     for arm, d in rows.items():
-        out[arm] = {k: _merge(d[k]) for k in ("quiet", "busy")}
-        out[arm]["load1"] = [min(d["load"]), max(d["load"])]
+        out[arm] = {"quiet": {**summary(d["quiet"]), "cpu_ms_per_call": round(1000 * statistics.median(d["cpu"]), 2)},
+                    "busy": {**summary(d["busy"]), "cpu_ms_per_call": 0.0}, "load1": [min(d["load"]), max(d["load"])]}
     if pool_texts:
         for arm in arms:
+            if arm.startswith("faqbot"):
+                continue
             out[arm]["faqbot_lone"] = in_pool(pool_texts[: len(pool_texts) // 2], 1, POLICY_ARMS[arm])
             out[arm]["faqbot_16_clients"] = in_pool(pool_texts, 16, POLICY_ARMS[arm])
     return out
-
-
-def _merge(results: list[dict]) -> dict:
-    """Median of the per-round figures (each round is one child process)."""
-    keys = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "cpu_ms_per_call")
-    return {k: round(statistics.median(r[k] for r in results), 2) for k in keys}
 
 
 def print_floor(f: dict) -> None:

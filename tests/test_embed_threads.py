@@ -55,7 +55,7 @@ def _hold(pool: InstancePool, log: list, name: str, threads=None, seconds: float
 
 
 def test_a_lone_call_gets_every_core_and_calls_under_load_one_each():
-    pool = InstancePool(2, cores=2, calm_s=0.2)
+    pool = InstancePool(2, cores=2, calm_s=0.2, idle_cores=lambda: 2)
     with pool.instance() as (_, lone):
         pass
     assert lone == 2
@@ -71,7 +71,7 @@ def test_a_lone_call_gets_every_core_and_calls_under_load_one_each():
 
 
 def test_a_call_arriving_during_a_lone_call_waits_instead_of_adding_a_third_thread():
-    pool = InstancePool(2, cores=2)
+    pool = InstancePool(2, cores=2, idle_cores=lambda: 2)
     log: list = []
     started = threading.Event()
     lone = threading.Thread(target=_hold, args=(pool, log, "lone", None, 0.3, started))
@@ -99,9 +99,34 @@ def test_many_callers_never_hold_more_threads_than_cores():
 
 
 def test_a_users_thread_limit_caps_the_lone_call():
-    pool = InstancePool(2, cores=2, max_threads=1)
+    pool = InstancePool(2, cores=2, max_threads=1, idle_cores=lambda: 2)
     with pool.instance() as (_, granted):
         assert granted == 1
+
+
+def test_a_lone_call_takes_only_the_cores_no_other_program_is_running_on():
+    idle = [2]
+    pool = InstancePool(2, cores=2, idle_cores=lambda: idle[0])
+    with pool.instance() as (_, quiet):
+        pass
+    idle[0] = 1  # another program holds a core
+    with pool.instance() as (_, one_taken):
+        pass
+    idle[0] = -3  # a saturated machine
+    with pool.instance() as (_, saturated):
+        pass
+    assert (quiet, one_taken, saturated) == (2, 1, 1)
+
+
+def test_the_machines_idle_cores_are_read_from_the_kernel():
+    from faqbot.embed import machine_idle_cores
+
+    idle = machine_idle_cores()
+    if os.path.exists("/proc/loadavg"):
+        running = int(open("/proc/loadavg").read().split()[3].split("/")[0])
+        assert isinstance(idle, int) and idle <= os.cpu_count() and abs(idle - (os.cpu_count() - running + 1)) <= 4
+    else:
+        assert idle is None
 
 
 def test_pool_of_one_behaves_like_a_lock():

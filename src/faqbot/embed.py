@@ -109,6 +109,18 @@ def user_thread_limit() -> int | None:
 CALM_SECONDS = 0.25  # a call gets every core only if no two calls have met for this long
 
 
+def machine_idle_cores() -> int | None:
+    """Cores that no other task wants right now: online CPUs minus the tasks the kernel counts as runnable (the
+    4th field of /proc/loadavg; the caller is one of them). None where there is no such count. In a container
+    the count may be the host's: a busy host then gives one thread, never a team that waits on a busy core."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            running = int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return (os.cpu_count() or 1) - max(running - 1, 0)
+
+
 class InstancePool:
     """Model instances and the cores they run on, handed out per call, so that no OpenMP team ever waits on a
     core another call holds.
@@ -122,11 +134,12 @@ class InstancePool:
     plan")."""
 
     def __init__(self, size: int, cores: int | None = None, max_threads: int | None = None,
-                 calm_s: float = CALM_SECONDS) -> None:
+                 calm_s: float = CALM_SECONDS, idle_cores=machine_idle_cores) -> None:
         self.size = max(1, int(size))
         self.cores = max(1, int(cores or self.size))
         self.max_threads = max(1, min(int(max_threads or self.cores), self.cores))
         self.calm_s = calm_s
+        self.idle_cores = idle_cores  # () -> cores no other program is using now (None: unknown)
         self._free = list(range(self.size - 1, -1, -1))  # pop() gives instance 0 first, then the one freed last
         self._free_cores = self.cores
         self._cond = threading.Condition()
@@ -151,7 +164,15 @@ class InstancePool:
             self._waiting -= 1
             slot = self._free.pop()
             calm = self.busy == 0 and time.monotonic() - self._met_at >= self.calm_s
-            wanted = (self.max_threads if calm else 1) if threads is None else max(1, int(threads))
+            if threads is not None:
+                wanted = max(1, int(threads))
+            elif calm and self.max_threads > 1:
+                # every core, but only those no other program is running on: a team whose partner thread
+                # shares its core with a busy program waits at every barrier (the "cliff")
+                idle = self.idle_cores() if self.idle_cores else None
+                wanted = self.max_threads if idle is None else max(1, min(self.max_threads, idle))
+            else:
+                wanted = 1
             granted = min(wanted, self._free_cores)
             self._free_cores -= granted
             self.busy += 1
