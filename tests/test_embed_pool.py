@@ -66,6 +66,7 @@ def test_a_lone_call_uses_every_core_and_a_concurrent_one_a_single_core(pool2, m
     calls = _record_calls(pool2, monkeypatch)
     pool2.clear_cache()
     time.sleep(pool2.pool.calm_s + 0.05)  # earlier tests made calls meet: the pool is calm again after this
+    monkeypatch.setattr(pool2.pool, "idle_cores", lambda: pool2.cores)  # other programs' load: not this test's subject
     pool2.embed_query("How do I install MindSpore with pip? (alone)")
     with pool2.pool.instance(1):  # another request holds one instance and one core
         pool2.embed_query("How do I install MindSpore with pip? (under load)")

