@@ -261,7 +261,6 @@ def test_without_a_user_setting_faqbot_sets_no_openmp_variable():
 
 def test_a_one_entry_change_re_embeds_that_entry_only(fake_corpus, fake_embedder, tmp_path, monkeypatch):
     from faqbot import store
-    from faqbot.schema import Corpus
 
     index_dir = tmp_path / "index"
     first = store.build(fake_corpus, fake_embedder, index_dir, progress=False, alternates_file=tmp_path / "none.jsonl")
@@ -272,8 +271,7 @@ def test_a_one_entry_change_re_embeds_that_entry_only(fake_corpus, fake_embedder
     item = fake_corpus.items[item_no]
     entry = item.entries["en"]
     edited = replace(item, entries={**item.entries, "en": replace(entry, answer="Restart the frobnicator first. " + entry.answer)})
-    corpus = Corpus(root=fake_corpus.root, files=fake_corpus.files, entries=fake_corpus.entries,
-                    items=[edited if i == item_no else it for i, it in enumerate(fake_corpus.items)])
+    corpus = replace(fake_corpus, items=[edited if i == item_no else it for i, it in enumerate(fake_corpus.items)])
     seen: list[str] = []
     for name in ("embed_passages", "embed_symmetric"):
         real = getattr(fake_embedder, name)
