@@ -21,10 +21,9 @@ except ImportError:  # a plain checkout (e.g. a Space) that was not `pip install
 
 def _port(text: str) -> int:
     """A TCP port number; anything else is an argparse usage error (one line, exit 2), not a traceback."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number; give one from 1 to 65535") from None
+    if not (text.strip().isascii() and text.strip().isdigit()):  # int() also takes 1_0 and ١
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number; give one from 1 to 65535")
+    port = int(text)
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is out of range; give a port from 1 to 65535")
     return port
@@ -38,16 +37,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link (needs internet)")
     args = parser.parse_args(argv)
 
-    from faqbot.web import default_host, default_port
+    from faqbot.config import SettingsError, settings_from_env
+    from faqbot.server import default_host, default_port
 
     args.host = args.host or default_host()
-    args.port = args.port or default_port()
+    try:
+        args.port = args.port or default_port()
+    except SettingsError as e:
+        print(f"faqbot: cannot start the chat: {e}", file=sys.stderr)
+        return 2
 
-    from faqbot.config import SettingsError, settings_from_env
+    from faqbot.calibration import CalibrationError
     from faqbot.embed import ModelError
     from faqbot.index import IndexLoadError
     from faqbot.search import Retriever
-    from faqbot.web import build_app, serve
+    from faqbot.server import build_app, serve
 
     try:
         settings = settings_from_env()
@@ -56,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:  # the shipped index only: a missing or stale one is reported, never built here
         retriever = Retriever.from_settings(settings, rebuild=False)
-    except (IndexLoadError, ModelError) as e:
-        hint = "" if "faqbot index" in str(e) else "\nRun `faqbot index` to build the index, then start the app again."
+    except (IndexLoadError, ModelError, CalibrationError) as e:
+        # a model id that cannot load is fixed by another id, and a missing calibration by a reinstall, not by
+        # building an index
+        needs_index = isinstance(e, IndexLoadError) and "faqbot index" not in str(e)
+        hint = "\nRun `faqbot index` to build the index, then start the app again." if needs_index else ""
         print(f"faqbot: cannot start the chat: {e}{hint}", file=sys.stderr)
         return 2
     demo = build_app(retriever, settings)

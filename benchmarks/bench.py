@@ -287,9 +287,9 @@ print(json.dumps({"import_s": t1 - t0, "model_s": t2 - t1, "index_and_bm25_s": t
 def bench_cold_start(index_dir: Path, env: dict, runs: int) -> dict:
     """`faqbot ask` from process start to printed answer, with the OS file cache warm (one unmeasured run first).
     Both languages: a Chinese question also pays jieba's dictionary load on first use."""
-    out: dict = {"command": "faqbot ask --no-rebuild --index <index> <question>", "runs": runs}
+    out: dict = {"command": "faqbot ask --index <index> <question>", "runs": runs}
     for lang, question in COLD_QUESTIONS.items():
-        cmd = faqbot_command() + ["ask", "--no-rebuild", "--index", str(index_dir), question]
+        cmd = faqbot_command() + ["ask", "--index", str(index_dir), question]
         first = run_measured(cmd, env)
         if first["code"] != 0 or not first["stdout"].strip():
             raise RuntimeError(f"`faqbot ask` failed (exit {first['code']}): {first['stderr'][-2000:]}")

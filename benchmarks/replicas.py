@@ -79,7 +79,8 @@ class Replica:
         self.log_path = folder / f"{name}.log"
         env = dict(os.environ)  # FAQBOT_INDEX, FAQBOT_MODEL, ... as set for the caller
         env.update(FAQBOT_FEEDBACK_DB=db_url, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1",
-                   HOME=str(folder / f"{name}-home"))
+                   HOME=str(folder / f"{name}-home"),
+                   FAQBOT_VOTE_RATE="0")  # every load client comes through one nginx on 127.0.0.1: no per-client limit
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen([python, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(self.port)],
                                      cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)

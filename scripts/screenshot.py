@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from faqbot.config import settings_from_env
     from faqbot.search import Retriever
-    from faqbot.web import build_app, launch_options
+    from faqbot.server import build_app, launch_options
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = settings_from_env().with_(feedback_db=Path(tmp) / "feedback.sqlite3")

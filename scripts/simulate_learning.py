@@ -150,9 +150,9 @@ class Traffic:
     sessions: int = 0
 
 
-def _shown(meta: dict) -> str | None:
+def _shown(meta) -> str | None:
     """The entry a reply shows: the answer, or the best entry of a `related` reply; None for "not covered"."""
-    return meta["item_id"] if meta.get("level") in ("answer", "related") else None
+    return meta.item_id if meta.level in ("answer", "related") else None
 
 
 def replay(chat, questions: list[DevQuestion], seed: int = 0) -> Traffic:
@@ -171,7 +171,7 @@ def replay(chat, questions: list[DevQuestion], seed: int = 0) -> Traffic:
     return traffic
 
 
-def _vote(chat, answers: dict, index: int, liked: bool, session) -> None:
+def _vote(chat, answers, index: int, liked: bool, session) -> None:
     chat.vote(answers, SimpleNamespace(index=index, liked=liked), session)
 
 
@@ -180,19 +180,19 @@ def _one_user(chat, dq: DevQuestion, others: list[DevQuestion], rng: random.Rand
     _, history, answers = chat.respond(dq.q, [], "latest", "", {})
     traffic.turns += 1
     index = len(history) - 1
-    meta = answers[index]
+    meta = answers.at_message(index)
     shown = _shown(meta)
     if not gold:  # the FAQ does not cover it; the user knows a wrong answer when they see one
-        if meta["level"] == "answer":
+        if meta.level == "answer":
             _vote(chat, answers, index, False, session)
             return "uncovered: asserted, disliked"
         return "uncovered: not asserted"
     if shown in gold:
         _vote(chat, answers, index, True, session)
-        return f"right {meta['level']}, liked"
+        return f"right {meta.level}, liked"
     if shown:
         _vote(chat, answers, index, False, session)
-    first = "wrong answer" if meta["level"] == "answer" else ("related, wrong entry" if shown else "not covered")
+    first = "wrong answer" if meta.level == "answer" else ("related, wrong entry" if shown else "not covered")
     wanted = gold_wordings(chat.retriever, dq.gold_ids)
     option = next((o["value"] for o in history[-1].get("options", []) if " ".join(o["value"].split()) in wanted), None)
     if option is not None:
@@ -200,7 +200,7 @@ def _one_user(chat, dq: DevQuestion, others: list[DevQuestion], rng: random.Rand
                                                     SimpleNamespace(value={"text": option}), session)
         traffic.turns += 1
         index = len(history) - 1
-        if _shown(answers[index]) in gold:
+        if _shown(answers.at_message(index)) in gold:
             _vote(chat, answers, index, True, session)
             return f"{first}: clicked the right suggestion, liked"
         return f"{first}: clicked the right suggestion, wrong answer"
@@ -210,7 +210,7 @@ def _one_user(chat, dq: DevQuestion, others: list[DevQuestion], rng: random.Rand
     _, history, answers = chat.respond(other.q, history, "latest", "", answers)
     traffic.turns += 1
     index = len(history) - 1
-    if _shown(answers[index]) in gold:
+    if _shown(answers.at_message(index)) in gold:
         _vote(chat, answers, index, True, session)
         return f"{first}: rephrased, liked"
     return f"{first}: rephrased, still wrong"

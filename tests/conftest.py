@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,6 +129,31 @@ def fake_retriever(fake_corpus, fake_embedder):
     return Retriever(index, lexical, fake_embedder)
 
 
+def serve_asgi(app) -> tuple[int, Any]:
+    """Serve an ASGI app (e.g. `RestApi.app()`, the REST routes without Gradio) on a free port in a thread:
+    (port, stop)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.02)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+
+    return port, stop
+
+
 # --------------------------------------------------------------------------- real model and index (slow)
 
 
@@ -148,7 +174,7 @@ def web_app(retriever, tmp_path_factory):
 
     from faqbot.config import Settings
     from faqbot.feedback import FeedbackStore
-    from faqbot.web import build_app, launch_options
+    from faqbot.server import build_app, launch_options
 
     db = tmp_path_factory.mktemp("feedback") / "feedback.sqlite3"
     settings = Settings(feedback_db=db)

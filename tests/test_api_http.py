@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow  # starts a Gradio server (seconds)
 @pytest.fixture(scope="module")
 def fake_app(fake_retriever, tmp_path_factory):
     from faqbot.config import Settings
-    from faqbot.web import build_app, launch_options
+    from faqbot.server import build_app, launch_options
 
     demo = build_app(fake_retriever, Settings(feedback_db=tmp_path_factory.mktemp("fb") / "feedback.sqlite3"))
     with socket.socket() as s:

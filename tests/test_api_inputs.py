@@ -90,7 +90,8 @@ def test_chat_lookup_passes_its_filters_to_related_questions(fake_retriever):
     chat = FaqChat(AlwaysAnswers(), Settings(), store=SimpleNamespace(record=lambda *a, **k: None, path="unused"))
     for version, component in (("r1.1", "mindinsight"), ("master", "mindspore"), ("latest", "mindinsight")):
         mask = fake_retriever.filter_mask(version, component)
-        result, related = chat.lookup("MindSpore Insight", version, component)
+        answer = chat.lookup("MindSpore Insight", version, component)
+        result, related = answer.result, answer.related
         assert result.hits and related
         assert all(mask[fake_retriever._pos[h.item.id]] for h in related), (version, component)
 

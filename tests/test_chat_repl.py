@@ -16,7 +16,7 @@ PROMPT = "> "
 
 
 def _spawn(*args: str):
-    child = pexpect.spawn(sys.executable, ["-m", "faqbot.cli", "chat", "--no-rebuild", *args], encoding="utf-8",
+    child = pexpect.spawn(sys.executable, ["-m", "faqbot.cli", "chat", *args], encoding="utf-8",
                           timeout=TIMEOUT, dimensions=(50, 200), env={**os.environ, "TERM": "xterm"})
     child.expect("Ctrl-D")  # the greeting says how to quit
     child.expect_exact(PROMPT)
@@ -78,7 +78,7 @@ def test_chat_recalls_the_previous_question_with_the_up_arrow(retriever):
 
 
 def test_chat_refuses_an_unknown_component_with_one_line():
-    child = pexpect.spawn(sys.executable, ["-m", "faqbot.cli", "chat", "--no-rebuild", "--component", "nope"],
+    child = pexpect.spawn(sys.executable, ["-m", "faqbot.cli", "chat", "--component", "nope"],
                           encoding="utf-8", timeout=TIMEOUT)
     child.expect(pexpect.EOF)
     child.close()

@@ -68,7 +68,7 @@ def test_unknown_model_is_a_clear_message_not_a_traceback(capsys):
 
 @pytest.mark.slow  # the real model and shipped index
 def test_missing_index_refused_with_what_to_run(tmp_path, capsys):
-    assert main(["ask", "--no-rebuild", "--index", str(tmp_path / "none"), "install"]) == 2
+    assert main(["ask", "--index", str(tmp_path / "none"), "install"]) == 2
     assert "faqbot index" in capsys.readouterr().err
 
 
@@ -77,7 +77,7 @@ def test_corrupt_index_refused_with_what_to_run(tmp_path, capsys):
     broken = tmp_path / "index"
     shutil.copytree(REPO / "index", broken)
     (broken / "vectors.faiss").write_bytes(b"garbage")
-    assert main(["ask", "--no-rebuild", "--index", str(broken), "install"]) == 2
+    assert main(["ask", "--index", str(broken), "install"]) == 2
     err = capsys.readouterr().err
     assert "faqbot index" in err and "Traceback" not in err
 

@@ -126,22 +126,25 @@ def test_eval_on_json_rows_without_questions_says_so(capsys, tmp_path):
 
 
 @pytest.mark.parametrize(("name", "value"), [("FAQBOT_MIN_CONFIDENCE", "nan"), ("FAQBOT_MIN_CONFIDENCE", "1e309"),
-                                             ("FAQBOT_MIN_GAP", "inf"), ("FAQBOT_MIN_GAP", "-0.1"), ("FAQBOT_MIN_GAP", "x")])
+                                             ("FAQBOT_MAX_QUESTION_CHARS", "inf"), ("FAQBOT_MAX_QUESTION_CHARS", "-1"),
+                                             ("FAQBOT_MAX_JSON_DEPTH", "x"), ("FAQBOT_MAX_BODY_BYTES", "1.5")])
 def test_settings_from_env_refuse_non_finite_and_out_of_range_numbers(name, value):
     with pytest.raises(SettingsError, match=name):
         settings_from_env({name: value})
 
 
 @pytest.mark.parametrize("change", [{"model": ""}, {"model": "  "}, {"k": 0}, {"k": 51}, {"k": 2.5},
-                                    {"min_confidence": float("nan")}, {"min_gap": float("inf")}])
+                                    {"min_confidence": float("nan")}, {"max_question_chars": float("inf")},
+                                    {"max_history_turns": 0}])
 def test_settings_refuse_an_empty_model_and_numbers_out_of_range_however_made(change):
     with pytest.raises(SettingsError):
         Settings().with_(**change)
 
 
 def test_good_settings_are_read_as_given():
-    s = settings_from_env({"FAQBOT_MIN_CONFIDENCE": " 0.65 ", "FAQBOT_MIN_GAP": "0"})
-    assert (s.min_confidence, s.min_gap) == (0.65, 0.0)
+    s = settings_from_env({"FAQBOT_MIN_CONFIDENCE": " 0.65 ", "FAQBOT_MAX_QUESTION_CHARS": "5000",
+                           "FAQBOT_MAX_HISTORY_TURNS": "7"})
+    assert (s.min_confidence, s.max_question_chars, s.max_history_turns) == (0.65, 5000, 7)
 
 
 # --- real model (slow): bad bytes and odd characters get answers ---------------------------------------------

@@ -272,7 +272,7 @@ def test_rest_api_search_takes_history_by_post_and_get(retriever, tmp_path):
     import urllib.parse
 
     from faqbot.config import Settings
-    from faqbot.web import build_app, launch
+    from faqbot.server import build_app, launch
 
     demo = build_app(retriever, Settings(feedback_db=tmp_path / "f.sqlite3"))
     with socket.socket() as s:
@@ -322,7 +322,7 @@ def test_jsonl_object_lines_carry_history_and_filters_and_bad_objects_get_an_err
         "",
     ]
     proc = subprocess.run(
-        [sys.executable, "-m", "faqbot.cli", "ask", "--jsonl", "--k", "3", "--no-rebuild"],
+        [sys.executable, "-m", "faqbot.cli", "ask", "--jsonl", "--k", "3"],
         input="\n".join(lines) + "\n", capture_output=True, text=True, encoding="utf-8", timeout=300,
         env={**os.environ, "PYTHONIOENCODING": "utf-8"},
     )

@@ -13,7 +13,7 @@ import pytest
 
 from faqbot.cli import main
 from faqbot.config import SettingsError, settings_from_env
-from faqbot.feedback import DISLIKE, LIKE, OFF_TOPIC, FeedbackStore, mask_personal
+from faqbot.feedback import DISLIKE, LIKE, OFF_TOPIC, SCHEMA_VERSION, FeedbackStore, mask_personal
 
 ITEM_A = "master/mindspore/installation/aaaaaaaa"
 ITEM_B = "master/mindspore/installation/bbbbbbbb"
@@ -115,7 +115,7 @@ def test_a_database_replaced_by_an_empty_file_gets_its_schema_back(store):
     store.record("after", LIKE, item_id=ITEM_B)
     assert store.flush(10)
     assert [q for q, *_ in _rows(store.path)] == ["after"]
-    assert _rows(store.path, "SELECT max(version) FROM schema_version") == [(3,)]
+    assert _rows(store.path, "SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
 
 
 def test_unwritable_path_warns_once_at_start_and_record_still_returns(tmp_path, caplog):

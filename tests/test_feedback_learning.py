@@ -36,18 +36,18 @@ def _evidence(store, kind):
 
 def test_a_suggestion_clicked_after_a_not_covered_reply_is_evidence_for_the_clicked_entry(chat):
     _, history, answers = chat.respond(UNCOVERED, [], "latest", "", {})
-    assert answers[1]["in_scope"] is False and history[-1]["options"]
+    assert answers.at_message(1).in_scope is False and history[-1]["options"]
     clicked = history[-1]["options"][0]["value"]
     _, history, answers = chat.respond_to_click(history, "latest", "", answers, SimpleNamespace(value={"text": clicked}),
                                                 SimpleNamespace(session_hash="sess-1"))
-    clicked_id = answers[3]["item_id"]
-    assert answers[3]["in_scope"] and clicked_id
+    clicked_id = answers.at_message(3).item_id
+    assert answers.at_message(3).in_scope and clicked_id
     assert _evidence(chat.store, "click") == [(UNCOVERED, clicked_id, "sess-1")]
 
 
 def test_a_click_after_an_answered_question_is_not_evidence(chat):
     _, history, answers = chat.respond(UNINSTALL, [], "latest", "", {})
-    assert answers[1]["in_scope"]
+    assert answers.at_message(1).in_scope
     clicked = history[-1]["options"][0]["value"]
     chat.respond_to_click(history, "latest", "", answers, SimpleNamespace(value={"text": clicked}), None)
     assert _evidence(chat.store, "click") == []
@@ -56,7 +56,7 @@ def test_a_click_after_an_answered_question_is_not_evidence(chat):
 def test_a_rephrased_question_that_gets_a_like_is_evidence_for_the_first_wording(chat):
     _, history, answers = chat.respond(UNCOVERED, [], "latest", "", {})
     _, history, answers = chat.respond(UNINSTALL, history, "latest", "", answers)
-    liked_id = answers[3]["item_id"]
+    liked_id = answers.at_message(3).item_id
     chat.vote(answers, SimpleNamespace(index=3, liked=True), SimpleNamespace(session_hash="sess-2"))
     assert _evidence(chat.store, "rephrase") == [(UNCOVERED, liked_id, "sess-2")]
     assert _evidence(chat.store, "vote") == [(UNINSTALL, liked_id, "sess-2")]

@@ -22,7 +22,7 @@ ZH_Q = "pip安装MindSpore对Python版本是否有特别要求？"
 def rest_app(retriever, tmp_path_factory):
     """The app as `python app.py` serves it (web.launch), on a free loopback port."""
     from faqbot.config import Settings
-    from faqbot.web import build_app, launch
+    from faqbot.server import build_app, launch
 
     db = tmp_path_factory.mktemp("rest-feedback") / "feedback.sqlite3"
     demo = build_app(retriever, Settings(feedback_db=db))
@@ -58,7 +58,7 @@ def _post(port: int, payload, raw: bytes | None = None) -> tuple[int, dict]:
 
 
 def _ask_json(capsys, *args) -> dict:
-    assert main(["ask", "--json", "--no-rebuild", *args]) == 0
+    assert main(["ask", "--json", *args]) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -197,7 +197,7 @@ def test_gradio_keeps_no_bookkeeping_per_finished_api_call(rest_app):
     grows with the calls served."""
     import time
 
-    from faqbot.rest import PRUNE_SECONDS
+    from faqbot.server import PRUNE_SECONDS
 
     demo, port = rest_app
     queue = demo._queue
@@ -227,7 +227,7 @@ def test_gradio_keeps_no_bookkeeping_per_finished_api_call(rest_app):
 def test_pruning_keeps_sessions_with_events_still_pending():
     from types import SimpleNamespace
 
-    from faqbot.rest import prune_finished_sessions
+    from faqbot.server import prune_finished_sessions
 
     queue = SimpleNamespace(pending_event_ids_session={"done": set(), "busy": {"e1"}, "also-done": set()})
     assert prune_finished_sessions(queue) == 2

@@ -1,4 +1,4 @@
-"""POST /api/feedback over real HTTP (the fast-tier app on the fixture index): a vote is acknowledged with 202 only
+"""POST /api/feedback over real HTTP (the REST routes without Gradio, on the fixture index): a vote is acknowledged with 202 only
 once its row is in the database, a vote the database cannot take gets a 503 that says so, bad input gets a 4xx
 with a one-line JSON error, and /healthz says whether the feedback database is reachable or queueing."""
 
@@ -17,15 +17,17 @@ from faqbot.feedback import FeedbackStore
 
 
 def _serve(retriever, store: FeedbackStore):
-    from faqbot.config import Settings
-    from faqbot.web import build_app, launch
+    """The REST routes alone (no Gradio), behind the request limits, over one FaqService."""
+    from types import SimpleNamespace
 
-    demo = build_app(retriever, Settings(feedback_db=store.path), store=store)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    launch(demo, "127.0.0.1", port, quiet=True)
-    return demo, port
+    from conftest import serve_asgi
+    from faqbot.config import Settings
+    from faqbot.service import FaqService
+
+    store.start()
+    api = rest.RestApi(FaqService(retriever, Settings(feedback_db=store.path), store), workers=1)
+    port, stop = serve_asgi(api.app())
+    return SimpleNamespace(close=lambda: (stop(), api.close())), port
 
 
 def _call(port: int, method: str, path: str, payload=None, raw: bytes | None = None) -> tuple[int, dict, Any]:

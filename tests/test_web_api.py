@@ -35,7 +35,7 @@ def test_ask_returns_answer_markdown_in_the_users_language(client, retriever):
 
 def test_search_returns_the_same_object_as_ask_json(client, capsys):
     got = client.predict(EN_Q, api_name="/search")
-    assert main(["ask", "--json", "--no-rebuild", EN_Q]) == 0
+    assert main(["ask", "--json", EN_Q]) == 0
     assert got == json.loads(capsys.readouterr().out)
     assert got["in_scope"] is True and got["lang"] == "en"
     assert {"id", "question", "questions", "answer", "url", "source_url", "version", "component", "score"} <= set(got["answers"][0])
@@ -49,7 +49,7 @@ def test_search_takes_k_version_and_component(client):
 
 
 def test_unknown_filter_is_a_clear_error(client):
-    with pytest.raises(AppError, match="Unknown version 'r9.9'"):
+    with pytest.raises(AppError, match="(?i)unknown version 'r9.9'"):
         client.predict(EN_Q, version="r9.9", api_name="/search")
 
 

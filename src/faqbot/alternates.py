@@ -144,14 +144,11 @@ def _line(alt: Alternate) -> bytes:
     return (json.dumps(alt.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def append_alternates(path: str | Path, alts: Iterable[Alternate], item_ids: Collection[str] | None = None) -> list[Alternate]:
-    """Add `alts` to the file (created if missing); returns those actually added (exact repeats are skipped).
-
-    The file is rewritten atomically, so a crash never leaves half a line. Run
-    `faqbot.store.apply_alternates` afterwards to put them in the index."""
-    path = Path(path)
-    data = read_alternates_bytes(path)
-    existing = {a.key for a in parse_alternates(data, str(path))}
+def with_alternates(data: bytes, alts: Iterable[Alternate], source: str = ALTERNATES_FILE,
+                    item_ids: Collection[str] | None = None) -> tuple[bytes, list[Alternate]]:
+    """The bytes of an alternates file with `alts` added, and those actually added (exact repeats are skipped);
+    writes nothing."""
+    existing = {a.key for a in parse_alternates(data, source)}
     added: list[Alternate] = []
     for n, alt in enumerate(alts, start=1):
         why = _problem(alt.to_json() if isinstance(alt, Alternate) else alt, item_ids)
@@ -163,7 +160,37 @@ def append_alternates(path: str | Path, alts: Iterable[Alternate], item_ids: Col
     if added:
         if data and not data.endswith(b"\n"):
             data += b"\n"
-        _write_atomically(path, data + b"".join(_line(a) for a in added))
+        data += b"".join(_line(a) for a in added)
+    return data, added
+
+
+def write_alternates_bytes(path: str | Path, data: bytes) -> None:
+    """Replace the file's content atomically: a crash never leaves half a line."""
+    _write_atomically(Path(path), data)
+
+
+def check_writable(path: str | Path) -> None:
+    """AlternatesError now when the file could not be replaced (its folder is read-only or missing)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise AlternatesError(f"cannot write {path} ({exc.strerror or exc})") from None
+
+
+def append_alternates(path: str | Path, alts: Iterable[Alternate], item_ids: Collection[str] | None = None) -> list[Alternate]:
+    """Add `alts` to the file (created if missing); returns those actually added (exact repeats are skipped).
+
+    The file is rewritten atomically, so a crash never leaves half a line. Run
+    `faqbot.store.apply_alternates` afterwards to put them in the index (or `faqbot.store.add_alternates`, which
+    does both at once)."""
+    path = Path(path)
+    data, added = with_alternates(read_alternates_bytes(path), alts, str(path), item_ids)
+    if added:
+        _write_atomically(path, data)
     return added
 
 

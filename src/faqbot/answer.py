@@ -13,11 +13,16 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 from markdown_it import MarkdownIt
 
 from faqbot.schema import Hit, SearchResult
+from faqbot.text import scrub_text  # noqa: F401 - re-exported: answer.scrub_text is used by the front ends
+
+if TYPE_CHECKING:
+    from faqbot.corpus_config import CorpusConfig
 
 LABELS: dict[str, dict[str, str]] = {
     "en": {
@@ -85,8 +90,25 @@ class Bands:
 DEFAULT_BANDS = Bands()
 
 
-def labels(lang: str) -> dict[str, str]:
-    return LABELS.get(lang, LABELS["en"])
+def labels(lang: str, config: "CorpusConfig | None" = None) -> dict[str, str]:
+    """The UI texts in `lang`; a corpus config's own not-covered, topics and empty-question texts win."""
+    base = LABELS.get(lang, LABELS["en"])
+    if config is None:
+        return base
+    own = {"not_covered": config.text(config.not_covered, lang), "no_closest": config.text(config.topics, lang)}
+    if config.not_covered or config.topics:
+        own["empty"] = {"zh": "请输入一个问题。", "en": "Please type a question."}.get(lang, "Please type a question.")
+    return {**base, **{k: v for k, v in own.items() if v}}
+
+
+def fallback_lines(config: "CorpusConfig | None", query: str, lang: str, markdown: bool = True) -> list[str]:
+    """The corpus's "search the docs / open an issue" links for a question it does not cover, query filled in."""
+    if config is None:
+        return []
+    links = config.fallback_links(query, lang)
+    if markdown:
+        return [" · ".join(f"[{safe_markdown(_one_line(label))}]({link_target(url)})" for label, url in links)] if links else []
+    return [f"{label}: {url}" for label, url in links]
 
 
 def confidence_level(confidence: float, bands: Bands = DEFAULT_BANDS) -> str:
@@ -99,15 +121,8 @@ def confidence_level(confidence: float, bands: Bands = DEFAULT_BANDS) -> str:
 
 # --- text hygiene -------------------------------------------------------------------------------------------
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # Characters that str.splitlines() (and JavaScript) treat as line breaks but JSON leaves raw.
 _JSON_LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
-
-
-def scrub_text(text: str) -> str:
-    """`text` with every lone surrogate replaced by U+FFFD. Bad bytes in argv (surrogateescape) or "\\ud800" in
-    JSON reach us as lone surrogates, which the tokenizer and UTF-8 output cannot encode."""
-    return _SURROGATE.sub("\ufffd", text)
 
 
 def json_line(obj) -> str:
@@ -334,10 +349,10 @@ def _meta_line(hit: Hit, lang: str, confidence: float, bands: Bands) -> str:
     level = confidence_level(confidence, bands)
     parts = [
         f"{_CONFIDENCE_MARK[level]} **{L['confidence']}:** {L[level]} ({confidence:.2f})",
-        f"**{L['version']}:** {hit.item.version}",
+        f"**{L['version']}:** {hit.item.version}" if hit.item.version else "",  # an unversioned FAQ shows none
         f"**{L['component']}:** {hit.item.component}",
     ]
-    return " · ".join(parts)
+    return " · ".join(p for p in parts if p)
 
 
 def link_target(url: str) -> str:
@@ -379,9 +394,11 @@ def render_markdown(
     bands: Bands = DEFAULT_BANDS,
     related: Sequence[Hit] = (),
     list_suggestions: bool = True,
+    config: "CorpusConfig | None" = None,
 ) -> str:
-    """Chat markdown for a result. `list_suggestions=False` when the UI shows them as buttons instead."""
-    L = labels(result.lang)
+    """Chat markdown for a result. `list_suggestions=False` when the UI shows them as buttons instead.
+    `config`: the corpus's not-covered text, topics and fallback links (None: the built-in texts)."""
+    L = labels(result.lang, config)
     lines = _notes(result)
     if not result.query.strip() and not result.hits:
         return "\n".join(lines + [L["empty"]]).strip()
@@ -395,6 +412,7 @@ def render_markdown(
     else:
         closest = suggestions(result)
         lines.append(f"**{L['not_covered']}**")
+        lines += [x for line in fallback_lines(config, result.query, result.lang) for x in ("", line)]
         if not closest:
             lines += ["", L["no_closest"]]
         elif not list_suggestions:
@@ -418,9 +436,11 @@ def _display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def render_text(result: SearchResult, bands: Bands = DEFAULT_BANDS, related: Sequence[Hit] = ()) -> str:
-    """Plain text for `faqbot ask`: the answer with its source, or an honest "not covered" and the nearest questions."""
-    L = labels(result.lang)
+def render_text(result: SearchResult, bands: Bands = DEFAULT_BANDS, related: Sequence[Hit] = (),
+                config: "CorpusConfig | None" = None) -> str:
+    """Plain text for `faqbot ask`: the answer with its source, or an honest "not covered" and the nearest questions.
+    `config`: the corpus's not-covered text, topics and fallback links (None: the built-in texts)."""
+    L = labels(result.lang, config)
     out: list[str] = []
     if result.message:
         out += [f"{L['note']}: {result.message}", ""]
@@ -438,7 +458,9 @@ def render_text(result: SearchResult, bands: Bands = DEFAULT_BANDS, related: Seq
         out += [
             _BR.sub("\n", top.entry.answer.strip()),
             "",
-            f"{L['confidence']}: {L[level]} ({result.confidence:.2f})   {L['version']}: {top.item.version}   {L['component']}: {top.item.component}",
+            f"{L['confidence']}: {L[level]} ({result.confidence:.2f})   "
+            + (f"{L['version']}: {top.item.version}   " if top.item.version else "")
+            + f"{L['component']}: {top.item.component}",
         ]
         if top.entry.url:
             out.append(f"{L['docs']}: {top.entry.url}")
@@ -453,6 +475,7 @@ def render_text(result: SearchResult, bands: Bands = DEFAULT_BANDS, related: Seq
             ]
     else:
         out.append(L["not_covered"])
+        out += fallback_lines(config, result.query, result.lang, markdown=False)
         closest = result.hits[:4]
         if closest:
             out += ["", L["closest"]] + [

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
-LEVELS = ("answer", "related", "none")
+
+
+class CalibrationError(Exception):
+    """The calibration file is missing or unreadable, or does not fit the ranking's signals."""
 
 
 @dataclass(frozen=True)
@@ -29,9 +32,13 @@ class Logistic:
     intercept: float
 
     def prob(self, signals: dict[str, float]) -> float:
+        missing = [name for name in self.features if name not in signals]
+        if missing:  # a renamed or dropped signal must not quietly count as 0
+            raise CalibrationError(f"the ranking gives no signal {missing[0]!r}, which calibration.json weighs; "
+                                   "run `python scripts/calibrate.py --write` after changing the signals")
         z = self.intercept
         for name, mu, sd, w in zip(self.features, self.mean, self.scale, self.coef):
-            z += w * (float(signals.get(name, 0.0)) - mu) / sd
+            z += w * (float(signals[name]) - mu) / sd
         z = max(-40.0, min(40.0, z))
         return 1.0 / (1.0 + math.exp(-z))
 
@@ -78,19 +85,9 @@ class Calibration:
         Path(path).write_text(json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-class CalibrationError(Exception):
-    """The calibration file is missing or unreadable."""
-
-
 def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration:
     try:
         return Calibration.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CalibrationError(f"cannot read the confidence calibration {path}: {exc}; "
                                "reinstall faqbot or run `python scripts/calibrate.py --write`") from None
-
-
-def uncalibrated() -> Calibration:
-    """A placeholder used until scripts/calibrate.py has written calibration.json: the legacy rule as a logistic."""
-    legacy = Logistic(("legacy",), (1.06,), (0.02,), (1.0,), 0.0)
-    return Calibration(answer=legacy, scope=legacy, answer_at=0.5, none_at=0.5, note="uncalibrated placeholder")

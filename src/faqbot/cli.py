@@ -25,7 +25,7 @@ def whole_number(low: int, high: int):
 
     def parse(text: str) -> int:
         try:
-            return check_number("", int(text.strip()), low, high, integer=True)
+            return check_number("", text.strip(), low, high, integer=True)  # plain ASCII digits only
         except (ValueError, OverflowError):  # SettingsError is a ValueError
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from {low} to {high}") from None
 
@@ -239,15 +239,16 @@ def _feedback_decide(args: argparse.Namespace, settings: Settings, store) -> int
 
 
 def _approve(args: argparse.Namespace, settings: Settings, store, found: list[dict]) -> int:
-    """Append to the alternates file first (the reviewed source of truth), then mark approved, then update the
-    index in place. Nothing enters the index without this command."""
+    """Add to the alternates file (the reviewed source of truth) and the index together, then mark approved.
+    Nothing enters the index without this command, and nothing is marked approved unless both took it."""
     from datetime import datetime, timezone
 
-    from faqbot.embed import load_embedder
+    from faqbot.embed import ModelError, load_embedder
 
     try:
-        from faqbot.alternates import Alternate, AlternatesError, alternates_path, append_alternates
-        from faqbot.store import apply_alternates
+        from faqbot.alternates import Alternate, AlternatesError, alternates_path
+        from faqbot.index import IndexLoadError
+        from faqbot.store import add_alternates
     except ImportError:
         return _fail("this faqbot has no alternates support (faqbot.alternates, faqbot.store); nothing was approved", 1)
 
@@ -258,15 +259,12 @@ def _approve(args: argparse.Namespace, settings: Settings, store, found: list[di
                       question=" ".join(p["wording"].split()), approved_by=args.by, approved_at=when) for p in found]
     items = _faq_titles(settings)
     try:
-        added = append_alternates(path, alts, item_ids=items or None)
-    except (AlternatesError, OSError) as e:
-        return _fail(f"could not add to {path}: {e}; nothing was approved", 1)
+        added, summary = add_alternates(settings.model_index_dir, load_embedder(settings.model), path, alts,
+                                        item_ids=items or None)
+    except (AlternatesError, IndexLoadError, ModelError, OSError) as e:
+        return _fail(f"could not add to {path} and the index in {settings.model_index_dir}: {e}; nothing was approved", 1)
     store.decide([p["n"] for p in found], "approved")
     print(f"Added {len(added)} alternate question(s) to {path}" + (f" ({len(alts) - len(added)} already there)." if len(added) < len(alts) else "."))
-    try:
-        summary = apply_alternates(settings.model_index_dir, load_embedder(settings.model), path)
-    except Exception as e:  # the file is updated and approved; the index can catch up with `faqbot index`
-        return _fail(f"{path} is updated but the index in {settings.model_index_dir} is not ({e}); run `faqbot index`", 1)
     print(f"Index {settings.model_index_dir} updated: {summary.get('embedded', 0)} question(s) embedded "
           f"in {summary.get('seconds', 0)} s.")
     return 0
@@ -325,6 +323,7 @@ def _fail(message: str, code: int = 2) -> int:
 
 def _load_retriever(args: argparse.Namespace):
     """A Retriever, or an error message for the user (never a traceback)."""
+    from faqbot.calibration import CalibrationError
     from faqbot.embed import ModelError
     from faqbot.index import IndexLoadError
     from faqbot.search import Retriever
@@ -332,9 +331,7 @@ def _load_retriever(args: argparse.Namespace):
     settings = _model_settings(args)
     try:
         return Retriever.from_settings(settings, rebuild=False), None  # only `faqbot index` builds
-    except ModelError as exc:
-        return None, str(exc)
-    except IndexLoadError as exc:
+    except (ModelError, IndexLoadError, CalibrationError) as exc:
         return None, str(exc)
 
 
@@ -400,8 +397,6 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=whole_number(*map(int, NUMERIC_RANGES["k"])), default=5, help="number of answers, 1-50 (default 5)")
     p.add_argument("--version", default="latest", help="latest (default), master, r1.1 or all")
     p.add_argument("--component", help="only this component (mindspore, lite, mindinsight, serving, ...)")
-    p.add_argument("--no-rebuild", action="store_true", help="(the default now: a missing or stale index is refused, "
-                   "never rebuilt here; run `faqbot index`)")
     _add_model_options(p)
 
 
@@ -414,118 +409,98 @@ def _add_ask(subparsers: argparse._SubParsersAction) -> None:
     _add_search_options(p)
 
 
-def _cmd_ask(args: argparse.Namespace) -> int:
-    from faqbot.search import VERSION_CHOICES
+def _flag(exc) -> str:
+    """A service InputError as the CLI says it: the filters are its --version and --component flags."""
+    message = exc.message.rstrip(".")
+    if exc.field in ("version", "component"):
+        message = message.replace(f"unknown {exc.field}", f"unknown --{exc.field}", 1)
+    return message
 
-    if args.version not in VERSION_CHOICES:
-        return _fail(f"unknown --version {args.version!r}: use one of {', '.join(VERSION_CHOICES)}")
-    if args.k < 1:
-        return _fail("--k must be at least 1")
+
+def _service(args: argparse.Namespace):
+    """(FaqService, Filters) for `ask` and `chat`, or (None, an error message). The filters are checked before
+    the model loads (a typo fails at once), the component again once the index is open. The CLI keeps no
+    feedback store: nothing a terminal user asks is logged."""
+    from faqbot.search import VERSION_CHOICES
+    from faqbot.service import FaqService, InputError, check_filters
+
+    try:
+        check_filters(args.version, args.component, VERSION_CHOICES, None)
+    except InputError as exc:
+        return None, _flag(exc)
+    retriever, error = _load_retriever(args)
+    if error:
+        return None, error
+    service = FaqService(retriever, _model_settings(args))
+    try:
+        return (service, service.filters(args.version, args.component)), None
+    except InputError as exc:
+        return None, _flag(exc)
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
     question = " ".join(args.question)
     if not args.jsonl and not question.strip():
         return _fail('please give a question, e.g.  faqbot ask "How do I install MindSpore with pip?"')
-    retriever, error = _load_retriever(args)
+    loaded, error = _service(args)
     if error:
         return _fail(error)
-    if args.component and args.component not in retriever.components:
-        return _fail(f"unknown --component {args.component!r}: use one of {', '.join(retriever.components)}")
-
-    def answer(q: str):
-        return retriever.search(q, k=args.k, version=args.version, component=args.component)
-
+    service, filters = loaded
     if args.jsonl:
-        from faqbot.conversation import search_in_context
-
-        def answer_line(line: str):
-            try:
-                query, history, version, component = jsonl_request(line, args.version, args.component,
-                                                                    retriever.components)
-            except InputLineError as exc:  # this line's own output says what is wrong; the others go on
-                print(f"faqbot: bad request line {line[:60]!r}: {exc}", file=sys.stderr)
-                return BadRequestLine(line, str(exc))
-            return search_in_context(retriever, query, history, k=args.k, version=version, component=component)
-
-        return _answer_lines(answer_line, _stdin_lines())
-    result = answer(question)
+        return _answer_lines(lambda line: answer_line(service, filters, args.k, line), _stdin_lines())
+    answer = service.answer(question, None, filters, args.k)
     if args.json:
-        print(json.dumps(_public(result), ensure_ascii=False, indent=2))
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
         from faqbot.answer import render_text
 
-        related = (retriever.related(result.hits[0].item.id, result.lang, version=args.version, component=args.component)
-                   if result.in_scope and result.hits else [])
-        print(render_text(result, related=related))
+        print(render_text(answer.result, related=answer.related))
     return 0
-
-
-class InputLineError(ValueError):
-    """A `--jsonl` line that is a JSON object but not a valid request; its output line carries the message."""
 
 
 REQUEST_KEYS = ("query", "history", "version", "component")
 
 
-class BadRequestLine:
-    """The output line of a bad request object: the usual keys, no answers, and `error` saying what to send."""
-
-    def __init__(self, line: str, error: str):
-        self.line, self.error = line, error
-
-    def to_dict(self) -> dict:
-        from faqbot.text import detect_lang
-
-        return {"query": self.line, "lang": detect_lang(self.line), "match": "none", "in_scope": False,
-                "confidence": 0.0, "answers": [], "error": self.error}
-
-
-def jsonl_request(line: str, version: str, component: str | None, components) -> tuple[str, list[str], str, str | None]:
-    """(query, history, version, component) for one `ask --jsonl` input line.
+def answer_line(service, filters, k: int, line: str) -> dict:
+    """The output object of one `ask --jsonl` input line.
 
     A line starting with "{" is a request object: {"query": str, "history": [earlier questions, oldest first],
     "version"?: str, "component"?: str}; missing filters fall back to the command's own. Any other line is a
-    plain question. A bad object raises InputLineError saying what to send instead."""
-    from faqbot.conversation import HistoryError, clean_history
-    from faqbot.search import VERSION_CHOICES
+    plain question. A bad line gets the usual keys and `error` saying what to send instead (and one line on
+    stderr); the others go on."""
+    from faqbot.service import InputError, error_object
+
+    try:
+        query, history, version, component = _request_fields(line, filters)
+        return service.answer(query, history, k=k, version=version, component=component).to_dict()
+    except InputError as exc:
+        print(f"faqbot: bad request line {line[:60]!r}: {exc.message}", file=sys.stderr)
+        return error_object(line, exc.message)
+
+
+def _request_fields(line: str, filters) -> tuple:
+    """(query, history, version, component) of one input line; InputError for an object that is no request."""
+    from faqbot.service import InputError
 
     text = line.strip()
     if not text.startswith("{"):
-        return line, [], version, component
+        return line, None, filters.version, filters.component
     try:
         obj = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         obj = None
-        why = str(exc)
+        why = str(exc)[:80] if isinstance(exc, ValueError) else "nested too deeply"
     if not isinstance(obj, dict):
-        raise InputLineError(f"a line starting with {{ must be one JSON object ({why if obj is None else 'not an object'}); "
-                             'send {"query": "...", "history": ["..."]} or a plain question')
+        raise InputError(f"a line starting with {{ must be one JSON object ({why if obj is None else 'not an object'}); "
+                         'send {"query": "...", "history": ["..."]} or a plain question')
     unknown = sorted(set(obj) - set(REQUEST_KEYS))
     if unknown:
-        raise InputLineError(f"unknown key {unknown[0]!r}: a request object has only {', '.join(REQUEST_KEYS)}")
+        raise InputError(f"unknown key {unknown[0][:40]!r}: a request object has only {', '.join(REQUEST_KEYS)}")
     query = obj.get("query")
     if not isinstance(query, str):
-        raise InputLineError('a request object needs "query" as a string, e.g. {"query": "那 GPU 版本呢？", '
-                             '"history": ["Windows 上能装 MindSpore 吗？"]}')
-    try:
-        history = clean_history(obj.get("history"))
-    except HistoryError as exc:
-        raise InputLineError(str(exc)) from None
-    version = obj.get("version", version)
-    if version not in VERSION_CHOICES:
-        raise InputLineError(f"unknown version {version!r}: use one of {', '.join(VERSION_CHOICES)}")
-    component = obj.get("component", component) or None
-    if component is not None and component not in components:
-        raise InputLineError(f"unknown component {component!r}: use one of {', '.join(components)}, or leave it out")
-    return query, history, version, component
-
-
-def _public(result) -> dict:
-    """The `--json` object: answers' links limited to safe schemes, as on the web API."""
-    from faqbot.answer import safe_links
-
-    out = result.to_dict()
-    for a in out["answers"]:
-        a["answer"] = safe_links(a["answer"])
-    return out
+        raise InputError('a request object needs "query" as a string, e.g. {"query": "那 GPU 版本呢？", '
+                         '"history": ["Windows 上能装 MindSpore 吗？"]}')
+    return query, obj.get("history"), obj.get("version", filters.version), obj.get("component", filters.component)
 
 
 def _stdin_lines():
@@ -544,17 +519,20 @@ def _stdin_lines():
 
 
 def _answer_lines(answer, lines) -> int:
-    """`--jsonl`: exactly one JSON line per input line, in order; a line that fails gets an `error` object."""
+    """`--jsonl`: exactly one JSON line per input line, in order; a line that fails gets an `error` object with
+    the usual keys."""
     from faqbot.answer import json_line
+    from faqbot.service import error_object
 
     failed = 0
     for line in lines:
         try:
-            obj = _public(answer(line))
-        except Exception as exc:  # one bad line must not cost the others their answers
+            obj = answer(line)
+        except Exception as exc:  # noqa: BLE001 - one bad line must not cost the others their answers
             failed += 1
-            print(f"faqbot: could not answer line {line[:60]!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
-            obj = {"query": line, "error": f"{type(exc).__name__}: {exc}", "answers": []}
+            print(f"faqbot: could not answer line {line[:60]!r}: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
+            obj = error_object(line, "this line could not be answered (an error on our side, logged on stderr); "
+                                     "try again or rephrase it")
         print(json_line(obj), flush=True)
     return 1 if failed else 0
 
@@ -572,23 +550,21 @@ def _add_chat(subparsers: argparse._SubParsersAction) -> None:
 
 def _cmd_chat(args: argparse.Namespace) -> int:
     """A REPL: readline editing and recall (up arrow), the conversation as history for each follow-up."""
-    from faqbot.answer import render_text
-    from faqbot.conversation import search_in_context
-    from faqbot.search import VERSION_CHOICES
+    from faqbot.answer import render_text, scrub_text
+    from faqbot.conversation import Conversation
 
-    if args.version not in VERSION_CHOICES:
-        return _fail(f"unknown --version {args.version!r}: use one of {', '.join(VERSION_CHOICES)}")
-    retriever, error = _load_retriever(args)
+    loaded, error = _service(args)
     if error:
         return _fail(error)
-    if args.component and args.component not in retriever.components:
-        return _fail(f"unknown --component {args.component!r}: use one of {', '.join(retriever.components)}")
+    service, filters = loaded
     try:
         import readline  # noqa: F401 - importing it gives input() line editing and history
     except ImportError:  # not on every platform; the chat works without it
         pass
+    if hasattr(sys.stdin, "reconfigure"):  # an invalid byte typed or piped in is replaced, never fatal
+        sys.stdin.reconfigure(errors="replace")
     print(CHAT_HELP, flush=True)
-    history: list[str] = []
+    conversation = Conversation()
     while True:
         try:
             line = input("> ")
@@ -598,11 +574,11 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:  # Ctrl-C drops the line being typed, as in a shell
             print()
             continue
-        question = line.strip()
+        question = scrub_text(line).strip()
         if not question:
             continue
         if question in ("/reset", "/new"):
-            history.clear()
+            conversation = Conversation()
             print("(new conversation · 新对话)", flush=True)
             continue
         if question in ("/quit", "/exit"):
@@ -611,15 +587,12 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             print(CHAT_HELP, flush=True)
             continue
         try:
-            result = search_in_context(retriever, question, history, k=args.k, version=args.version,
-                                       component=args.component)
-            related = (retriever.related(result.hits[0].item.id, result.lang, version=args.version,
-                                         component=args.component) if result.in_scope and result.hits else [])
+            answer = service.answer(question, conversation, filters, args.k)
         except KeyboardInterrupt:
             print("\n(interrupted · 已中断)", flush=True)
             continue
-        print(render_text(result, related=related), end="\n\n", flush=True)
-        history.append(question)
+        print(render_text(answer.result, related=answer.related), end="\n\n", flush=True)
+        conversation = service.conversation(conversation.then(answer.turn))
 
 
 # ---------------------------------------------------------------- eval
@@ -634,12 +607,15 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
                         "'all' ignores the split)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--misses", action="store_true", help="also list the questions the final ranking got wrong")
+    p.add_argument("--no-real", action="store_true",
+                   help="skip the real users' questions (../shared/real-questions, or FAQBOT_REAL_QUESTIONS)")
     _add_model_options(p)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from faqbot.evaluate import (CHANNELS, by_language, evaluate, format_levels_table, format_table, judge,
-                                 load_dev_data, load_devset, split_devset)
+    from faqbot.evaluate import (CHANNELS, RealQuestionsError, by_language, evaluate, format_levels_table,
+                                 format_real_table, format_table, judge, load_dev_data, load_devset,
+                                 load_real_questions, reliability, split_devset, split_real)
 
     paths = args.devset or None
     for devset in paths or []:
@@ -661,21 +637,41 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     levels = {side: by_language(j) for side, j in judged.items()}
     report_on = questions if args.split == "all" else [q for side in chosen for q in splits[side]]
     channels = {ch: evaluate(retriever, report_on, ch) for ch in CHANNELS}
+    real, real_note = {}, ""
+    if not args.no_real:  # real users' questions, split by issue tracker (faqbot.devset.split_real)
+        try:
+            real_sides = split_real(load_real_questions(retriever.items))
+            real = {side: judge(retriever, real_sides[side] if side != "all" else [q for qs in real_sides.values() for q in qs])
+                    for side in chosen}
+        except RealQuestionsError as exc:
+            real_note = f"real questions skipped: {exc}"
     if args.json:
         print(json.dumps({"levels": {s: {lang: m.as_dict() for lang, m in r.items()} for s, r in levels.items()},
-                          "channels": {ch: {lang: m.as_dict() for lang, m in r.items()} for ch, r in channels.items()}},
+                          "channels": {ch: {lang: m.as_dict() for lang, m in r.items()} for ch, r in channels.items()},
+                          "real": {s: {**by_language(j)["all"].as_dict(), "reliability": reliability(j).as_dict()}
+                                   for s, j in real.items()}},
                          indent=2))
+        if real_note:
+            print(real_note, file=sys.stderr)
         return 0
     sources = sorted({q.source for q in questions})
     print(f"dev data: {', '.join(sources)} ({len(questions)} questions; split by FAQ page: "
           f"tune {len(splits['tune'])}, heldout {len(splits['heldout'])}), model: {retriever.embedder.name}")
     print(format_levels_table(levels))
+    if real:
+        print("\nreal users' questions (issue trackers, split by repository; 'right' = the labelled entry first):")
+        print(format_real_table(real))
+    elif real_note:
+        print(f"\n{real_note}")
     print("\nranking by channel on the same questions (levels are calibrated for 'final' only):")
     print(format_table(channels))
     if args.misses:
         for side, per_lang in levels.items():
             for miss in per_lang["all"].misses:
                 print(json.dumps({"split": side, **miss}, ensure_ascii=False))
+        for side, js in real.items():
+            for miss in by_language(js)["all"].misses:
+                print(json.dumps({"split": "real-" + side, **miss}, ensure_ascii=False))
     return 0
 
 

@@ -13,7 +13,7 @@ held-out rest in docs/retrieval.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,10 +21,9 @@ import numpy as np
 from .schema import Hit, SearchResult
 from .lexical import query_words
 from .search import clean_query
-from .text import to_simplified
+from .text import scrub_text, to_simplified
 
-MAX_HISTORY = 50  # earlier questions accepted; only the last `ContextRule.window` are read
-TOPICS = ("previous", "joined")
+MAX_HISTORY = 50  # earlier questions accepted by default (Settings.max_history_turns); only the last `ContextRule.window` are read
 
 
 @dataclass(frozen=True)
@@ -67,14 +66,76 @@ class HistoryError(ValueError):
 
 def clean_history(history: Any) -> list[str]:
     """Earlier user questions, oldest first, as a list of non-empty strings; raises HistoryError with what to send."""
-    if history is None:
-        return []
-    if isinstance(history, (str, bytes)) or not isinstance(history, (list, tuple)):
-        raise HistoryError(f"history must be a list of earlier questions (strings, oldest first), not {type(history).__name__}")
-    bad = [i for i, h in enumerate(history) if not isinstance(h, str)]
-    if bad:
-        raise HistoryError(f"history[{bad[0]}] is {type(history[bad[0]]).__name__}: every earlier question must be a string")
-    return [h for h in (clean_query(h)[0] for h in history[-MAX_HISTORY:]) if h]
+    return Conversation.of(history).questions
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier question of a conversation and what the bot showed for it. A history sent by an API client
+    has only the question (`level` ""); the chat also knows the entry shown, its level and the answer bubble's
+    message number (`message`), which is what a 👍/👎 points at."""
+
+    question: str  # cleaned once (clean_query): whitespace normalised, cut as the ranking reads it
+    item_id: str | None = None
+    level: str = ""  # "answer" | "related" | "none"; "" when not known (a history of questions only)
+    lang: str | None = None
+    confidence: float | None = None
+    message: int | None = None
+
+    @property
+    def in_scope(self) -> bool:
+        return self.level != "none"
+
+    @property
+    def unresolved(self) -> bool:
+        """A reply that did not settle the question: "not covered", or related entries only."""
+        return bool(self.question.strip()) and self.level in ("none", "related")
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """The conversation so far, oldest turn first: the one shape of history every front end builds at its edge
+    (`Conversation.of`), cleaned once there, and hands down to the service and the ranking."""
+
+    turns: tuple[Turn, ...] = ()
+
+    @classmethod
+    def of(cls, history: Any, max_turns: int = MAX_HISTORY, max_chars: int | None = None) -> "Conversation":
+        """From a client's history: None, a Conversation, or a list of earlier questions (strings, oldest first).
+        Each text is cut to `max_chars` and cleaned once; only the last `max_turns` are kept. HistoryError says
+        what to send instead."""
+        if isinstance(history, Conversation):
+            return cls(history.turns[-max_turns:]) if len(history.turns) > max_turns else history
+        if history is None:
+            return cls()
+        if isinstance(history, (str, bytes)) or not isinstance(history, (list, tuple)):
+            raise HistoryError(f"history must be a list of earlier questions (strings, oldest first), not {type(history).__name__}")
+        kept = history[-max_turns:]
+        bad = [i for i, h in enumerate(kept) if not isinstance(h, str)]
+        if bad:
+            i = len(history) - len(kept) + bad[0]
+            raise HistoryError(f"history[{i}] is {type(history[i]).__name__}: every earlier question must be a string")
+        cleaned = (clean_query(scrub_text(h if max_chars is None else h[:max_chars]))[0] for h in kept)
+        return cls(tuple(Turn(q) for q in cleaned if q))
+
+    @property
+    def questions(self) -> list[str]:
+        return [t.question for t in self.turns if t.question]
+
+    def then(self, turn: Turn, message: int | None = None) -> "Conversation":
+        """This conversation with one more turn (`message`: the chat bubble that shows its answer)."""
+        return Conversation((*self.turns, turn if message is None else replace(turn, message=message)))
+
+    def last(self, before_message: int | None = None) -> Turn | None:
+        """The latest turn (before chat message `before_message`, when given)."""
+        for turn in reversed(self.turns):
+            if before_message is None or (turn.message is not None and turn.message < before_message):
+                return turn
+        return None
+
+    def at_message(self, message: int) -> Turn | None:
+        """The turn whose answer is chat message number `message`."""
+        return next((t for t in self.turns if t.message == message), None)
 
 
 def joined_query(history: list[str], query: str, window: int) -> str:
@@ -176,14 +237,15 @@ def as_result(items: list, ranking: Any, k: int, decided: tuple | None = None) -
 def search_in_context(
     retriever: Any,
     query: str,
-    history: list[str] | None = None,
+    history: "Conversation | list[str] | None" = None,
     k: int = 5,
     version: str = "latest",
     component: str | None = None,
     rule: ContextRule = DEFAULT_RULE,
 ) -> SearchResult:
-    """Answer `query` given the earlier user questions of this conversation (oldest first)."""
-    history = clean_history(history)
+    """Answer `query` given the conversation so far (a Conversation, already cleaned, or a list of earlier user
+    questions, oldest first, cleaned here)."""
+    history = Conversation.of(history).questions
     k = max(1, int(k))
     if not history:
         return retriever.search(query, k=k, version=version, component=component)

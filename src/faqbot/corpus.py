@@ -34,10 +34,13 @@ from faqbot.schema import Corpus, FaqEntry, FaqItem, Problem
 
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_Q_PREFIX = re.compile(r"^Q(?:\s*[:：]\s*|\s+)")
-_FONT_Q = re.compile(r"^\s*<font[^>]*>\s*\*\*\s*(Q(?:\s*[:：]|\s).*?)\*+\s*</font>\s*$")
-_BOLD_Q = re.compile(r"^\s*\*\*\s*(Q\s*[:：].*?)\*\*\s*$")
-_A_PREFIX = re.compile(r"^(\s*)(?:\*\*)?A\s*[:：]\s*(?:\*\*)?\s*")
+_Q_PREFIX = re.compile(r"^(?:Q(?:\s*[:：]\s*|\s+)|问题?\s*[:：]\s*)")
+_FONT_Q = re.compile(r"^\s*<font[^>]*>\s*\*\*\s*((?:Q(?:\s*[:：]|\s)|问题?\s*[:：]).*?)\*+\s*</font>\s*$")
+_BOLD_Q = re.compile(r"^\s*\*\*\s*((?:Q|问题?)\s*[:：].*?)\*\*\s*$")
+_PLAIN_Q = re.compile(r"^\s*((?:Q|问题?)\s*[:：]\s*\S.*)$")  # generic pages only: a bare "Q: ..." line
+_A_PREFIX = re.compile(r"^(\s*)(?:[+*-]\s+)?(?:\*\*)?(?:A|答复?)\s*[:：]\s*(?:\*\*)?\s*")
+_LIST_WRAP = re.compile(r"^\s*[+*-]\s+")
+_SEPARATOR = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,})\s*$")
 _BR_LINE = re.compile(r"^\s*<br\s*/?>\s*$", re.I)
 _BADGE = re.compile(r"\[!\[[^\]]*\]\([^)]*\)\]\((https?://gitee\.com/[^)\s]+)\)")
 _CASE_ITEM = re.compile(r"^(\d+)[.)、]\s+(.*)$")
@@ -104,10 +107,15 @@ def _clean_answer(lines: list[str]) -> str:
     kept = [ln.rstrip() for ln in lines if not _BR_LINE.match(ln) and not _BADGE.search(ln)]
     while kept and not kept[0].strip():
         kept.pop(0)
+    while kept and _SEPARATOR.match(kept[-1]) or kept and not kept[-1].strip():
+        kept.pop()  # a trailing `----------` between entries is the page's separator, not the answer's
     if kept:
-        kept[0] = _A_PREFIX.sub(r"\1", kept[0], count=1)
-        if not kept[0].strip():
-            kept.pop(0)
+        first, body = kept[0], kept[1:]
+        head = _A_PREFIX.sub(r"\1", first, count=1)
+        if _LIST_WRAP.match(first) and _A_PREFIX.match(first):
+            # "+ 答复：..." with the rest indented under that list item: the rest is dedented on its own
+            head, body = head.strip(), textwrap.dedent("\n".join(body)).splitlines()
+        kept = ([head] if head.strip() else []) + body
     text = "\n".join(kept).strip("\n")
     return textwrap.dedent(text).strip()
 
@@ -212,12 +220,33 @@ def _heading(line: _Line) -> tuple[int, str] | None:
 
 
 def _is_q_heading(title: str) -> bool:
-    return bool(re.match(r"^(\*\*)?Q\s*[:：]", title))
+    return bool(re.match(r"^(\*\*)?(?:Q|问题?)\s*[:：]", title))
 
 
-def parse_page(text: str) -> tuple[str, str, list[_Block]]:
-    """(title, source_url, blocks in page order) for one page's text."""
+def _question_level(lines: list[_Line]) -> int | None:
+    """On a page with no Q marker: the heading level that holds the questions (None when the page has Q markers).
+
+    The most frequent heading level wins (ties: the deeper one); a lone `#` page title never counts."""
+    levels: list[int] = []
+    for line in lines:
+        head = _heading(line)
+        if head and _is_q_heading(head[1]) or _inline_question(line) or (not line.fenced and _PLAIN_Q.match(line.text)):
+            return None
+        if head:
+            levels.append(head[0])
+    counts = {lv: levels.count(lv) for lv in set(levels)}
+    if counts.get(1) == 1 and len(counts) > 1:
+        del counts[1]
+    return max(counts, key=lambda lv: (counts[lv], lv)) if counts else None
+
+
+def parse_page(text: str, generic: bool = False) -> tuple[str, str, list[_Block]]:
+    """(title, source_url, blocks in page order) for one page's text.
+
+    `generic` (any team's FAQ, not the MindSpore layout): a bare `Q:`/`问题：` line is a question too, and on a
+    page without Q markers the headings of its most frequent level are the questions (`##` included)."""
     lines = _scan(text.lstrip("\ufeff"))
+    q_level = _question_level(lines) if generic else None
     source_url = ""
     for ln in lines[:15]:
         m = _BADGE.search(ln.text)
@@ -258,10 +287,11 @@ def parse_page(text: str) -> tuple[str, str, list[_Block]]:
         if head:
             level, title = head
             slug = unique_slug(title)  # every heading takes an id, even one inside an answer
-            if cur is not None and cur.level is not None and level > cur.level and not _is_q_heading(title):
+            if (cur is not None and cur.level is not None and level > cur.level and not _is_q_heading(title)
+                    and level != q_level):
                 cur.lines.append(line.text)  # a sub-heading inside a heading question's answer
                 continue
-            if _is_q_heading(title):
+            if _is_q_heading(title) or level == q_level:
                 close()
                 while stack and stack[-1][0] >= level:
                     stack.pop()
@@ -277,6 +307,8 @@ def parse_page(text: str) -> tuple[str, str, list[_Block]]:
             sections.append(section)
             continue
         q = _inline_question(line)
+        if q is None and generic and not line.fenced and _PLAIN_Q.match(line.text):
+            q = clean_question(_PLAIN_Q.match(line.text).group(1))
         if q is not None:
             close()
             anchor = stack[-1][2] if stack and stack[-1][0] > 1 else None
@@ -292,7 +324,7 @@ def parse_page(text: str) -> tuple[str, str, list[_Block]]:
 
     title = next((s.title for s in sections if s.level == 1), "")
     page_has_q = bool(blocks)
-    for s in sections:
+    for s in [] if generic else sections:
         if s.has_q or s.level == 1:
             continue
         if page_has_q:
@@ -555,11 +587,16 @@ def build_items(entries: list[FaqEntry]) -> list[FaqItem]:
 
 
 def pair_report(corpus: Corpus) -> dict[str, dict]:
-    """Per page pair (keyed by the en page path): how many entries each side has and how many paired."""
+    """Per page pair (keyed by the en page path, or the twin files' shared name): entries per side, pairs."""
     report: dict[str, dict] = {}
+    from faqbot.sources import twin_key
+
     for item in corpus.items:
         any_entry = item.entry("en")
-        key = any_entry.page if any_entry.lang == "en" else twin_page(any_entry.page)
+        if "/source_en/" in any_entry.page or "/source_zh_cn/" in any_entry.page:
+            key = any_entry.page if any_entry.lang == "en" else twin_page(any_entry.page)
+        else:  # any team's twin files (faq.zh-CN.md / faq.en-US.md, zh/ and en/): their shared name
+            key = twin_key(any_entry.page)
         r = report.setdefault(key, {"zh": 0, "en": 0, "paired": 0, "unpaired_zh": [], "unpaired_en": []})
         for lang, e in item.entries.items():
             r[lang] += 1
@@ -575,40 +612,7 @@ def pair_report(corpus: Corpus) -> dict[str, dict]:
 
 
 def load_corpus(root: Path | str) -> Corpus:
-    """Read every *.md under root; problems are recorded per file, never raised."""
-    root = Path(root)
-    corpus = Corpus(root=str(root))
-    if not root.exists():
-        corpus.problems.append(Problem(str(root), f"corpus folder {root} does not exist; "
-                                       "give an existing folder with --corpus or FAQBOT_CORPUS"))
-        return corpus
-    if not root.is_dir():
-        corpus.problems.append(Problem(str(root), f"{root} is not a folder; give the corpus folder with --corpus"))
-        return corpus
-    paths = sorted(p for p in root.rglob("*.md") if p.is_file())
-    if not paths:
-        corpus.problems.append(Problem(str(root), f"no *.md pages found under {root}; "
-                                       "point --corpus / FAQBOT_CORPUS at the folder holding the FAQ pages"))
-        return corpus
-    for path in paths:
-        rel = path.relative_to(root).as_posix()
-        if rel.lower() == "readme.md":
-            continue
-        try:
-            text = path.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            corpus.problems.append(Problem(rel, f"{rel} is not valid UTF-8 ({exc.reason} at byte {exc.start}); "
-                                           "re-save it as UTF-8"))
-            continue
-        except OSError as exc:
-            corpus.problems.append(Problem(rel, f"cannot read {rel}: {exc.strerror or exc}; check its permissions"))
-            continue
-        entries, _ = entries_from_text(rel, text)
-        if not entries:
-            corpus.problems.append(Problem(rel, f"{rel}: no FAQ entries recognised (expected 'Q:' questions, "
-                                           "'## Q:' headings or numbered cases); the page was skipped"))
-            continue
-        corpus.files.append(rel)
-        corpus.entries.extend(entries)
-    corpus.items = build_items(corpus.entries)
-    return corpus
+    """Read a corpus folder through the source layer (faqbot.sources), whatever its formats; kept here for callers."""
+    from faqbot.sources import load_corpus as load
+
+    return load(root)

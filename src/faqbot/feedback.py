@@ -11,7 +11,6 @@ One schema with numbered migrations (the `schema_version` table) serves both bac
 from __future__ import annotations
 
 import atexit
-import ipaddress
 import logging
 import os
 import queue
@@ -25,6 +24,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from faqbot.guard import printable, storable, storable_number
+from faqbot.privacy import MAX_MASK_CHARS, mask_personal
+
 log = logging.getLogger(__name__)
 
 LIKE, DISLIKE, OFF_TOPIC = 1, -1, 0
@@ -34,6 +36,7 @@ LIKE, DISLIKE, OFF_TOPIC = 1, -1, 0
 KINDS = ("vote", "off_topic", "click", "rephrase")
 
 _MAX_QUESTION = 2000  # a long paste is stored shortened; spacing is normalised so the report groups alike text
+_MAX_FIELD = 200  # item ids and session ids are stored at most this long
 _BATCH = 200  # rows written in one transaction
 # `suggest` proposes wordings of at most this many characters: longer is a pasted report (every issue-style dev
 # question is longer than 200 characters, every paraphrase shorter)
@@ -51,50 +54,6 @@ def _now() -> str:
 
 def _ago(days: float) -> str:
     return (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="seconds")
-
-
-# ---------------------------------------------------------------- personal data
-
-
-def _ipv6(match: re.Match) -> str:
-    text = match.group(0)
-    try:
-        ipaddress.IPv6Address(text)
-    except ValueError:
-        return text
-    # `a::b`-like identifiers are valid addresses too; a real one has a digit or several groups
-    return "<ip>" if any(ch.isdigit() for ch in text) or text.count(":") >= 4 else text
-
-
-_SECRET = "<secret>"
-_MASKS: list[tuple[re.Pattern, Any]] = [
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.S), _SECRET),
-    (re.compile(r"\b(?:gh[pousr]|github_pat)_[A-Za-z0-9_]{16,}"), _SECRET),  # GitHub tokens
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"), _SECRET),  # OpenAI-style keys
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), _SECRET),  # AWS access key ids
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), _SECRET),  # Slack tokens
-    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), _SECRET),  # Google API keys
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), _SECRET),  # JWTs
-    (re.compile(r"(?i)\b(bearer|token|password|passwd|pwd|secret|api[_-]?key)([\s:=]+)\S{6,}"), rf"\1\2{_SECRET}"),
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}"), "<email>"),
-    (re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{32,}(?![0-9A-Za-z])"), _SECRET),  # long hex secrets
-    # long base64/url-safe runs with upper, lower and digits (identifiers like ERR_UNSAFE_PORT have no digits)
-    (re.compile(r"(?<![A-Za-z0-9+/_-])(?=[A-Za-z0-9+/_-]*[0-9])(?=[A-Za-z0-9+/_-]*[a-z])(?=[A-Za-z0-9+/_-]*[A-Z])"
-                r"[A-Za-z0-9+/_-]{32,}={0,2}"), _SECRET),
-    (re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\w.])"), "<ip>"),
-    (re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"), _ipv6),
-    (re.compile(r"(?<!\d)\d{17}[\dXx](?![\dA-Za-z])"), "<id>"),  # Chinese resident id numbers
-    (re.compile(r"(?<![\w+])\+\d{1,3}[\s-]?\(?\d{1,4}\)?(?:[\s-]?\d{2,4}){2,4}(?!\d)"), "<phone>"),  # +86 138 0013 8000
-    (re.compile(r"(?<!\d)1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}(?!\d)"), "<phone>"),  # Chinese mobile numbers
-    (re.compile(r"(?<![\w.])\(?\d{3,4}\)?[\s-]\d{3,4}[\s-]\d{4}(?![\w.])"), "<phone>"),  # 010-1234-5678, (555) 123 4567
-]
-
-
-def mask_personal(text: str) -> str:
-    """Obvious personal data and secrets replaced by placeholders (<email>, <phone>, <ip>, <secret>, <id>)."""
-    for pattern, repl in _MASKS:
-        text = pattern.sub(repl, text)
-    return text
 
 
 # ---------------------------------------------------------------- schema
@@ -151,6 +110,12 @@ _MIGRATIONS: list[tuple[int, str, list[str], list[str]]] = [
                 created TEXT NOT NULL, decided TEXT, UNIQUE (wording_key, item_id))""",
         ],
     ),
+    (
+        4,
+        "rows by session, for the per-session row cap",
+        ["CREATE INDEX IF NOT EXISTS feedback_session ON feedback (session, id)"],
+        ["CREATE INDEX IF NOT EXISTS feedback_session ON feedback (session, id)"],
+    ),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -185,6 +150,7 @@ class FeedbackStore:
         log_questions: bool = True,
         retention_days: float = 90,
         max_rows: int = 100_000,
+        session_max_rows: int | None = 200,
         queue_size: int = 2000,
         busy_timeout: float = 0.2,
         retry_seconds: float = 30.0,
@@ -199,6 +165,7 @@ class FeedbackStore:
         self.log_questions = log_questions
         self.retention_days = retention_days
         self.max_rows = max_rows
+        self.session_max_rows = session_max_rows
         self.busy_timeout = busy_timeout
         self.retry_seconds = retry_seconds
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -221,6 +188,7 @@ class FeedbackStore:
             log_questions=getattr(settings, "log_questions", True),
             retention_days=getattr(settings, "feedback_retention_days", 90),
             max_rows=getattr(settings, "feedback_max_rows", 100_000),
+            session_max_rows=getattr(settings, "feedback_session_rows", 200),
             **kwargs,
         )
 
@@ -353,8 +321,17 @@ class FeedbackStore:
         if path.exists():
             if path.is_dir():
                 return f"{path} is a folder"
+            if not path.is_file():  # /dev/null, a pipe: writes would "succeed" and keep nothing
+                return f"{path} is not a regular file"
             if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
                 return f"{path} is not writable"
+            try:
+                with open(path, "rb") as fh:
+                    head = fh.read(16)
+            except OSError as e:
+                return f"{path} cannot be read ({e.strerror})"
+            if head and head != b"SQLite format 3\x00":
+                return f"{path} is not a SQLite database (another program's file?)"
             return None
         parent = path.parent
         while not parent.exists() and parent != parent.parent:
@@ -398,9 +375,12 @@ class FeedbackStore:
         kind = kind or ("off_topic" if vote == OFF_TOPIC else "vote")
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
-        text = mask_personal(" ".join(str(question or "").split()))[:_MAX_QUESTION] if self.log_questions else ""
-        row = (_now(), text, item_id, None if score is None else float(score), lang, int(vote), int(bool(in_scope)),
-               kind, session)
+        text = ""
+        if self.log_questions:  # cut before any work: a 1M-character question costs what a 4,000-character one does
+            text = mask_personal(" ".join(str(question or "")[: 2 * MAX_MASK_CHARS].split()))[:_MAX_QUESTION]
+        # sanitised at the door of the store: a lone surrogate or a NUL would make the database refuse the batch
+        row = (_now(), storable(text, _MAX_QUESTION), storable(item_id, _MAX_FIELD), storable_number(score),
+               storable(lang, 16), int(vote), int(bool(in_scope)), kind, storable(session, _MAX_FIELD))
         self._ensure_writer()
         try:
             self._queue.put_nowait(row)
@@ -471,33 +451,71 @@ class FeedbackStore:
                 self._close_conn()
                 return
 
+    def _insert(self, rows: list[tuple]) -> None:
+        conn = self._writer_conn()
+        with self._transaction(conn):
+            if self.postgres:
+                with conn.cursor() as cur:
+                    cur.executemany(self._sql(_INSERT), rows)
+            else:
+                conn.executemany(_INSERT, rows)
+            self._cap_sessions(conn, {row[8] for row in rows if row[8]})
+        with self._stats_lock:
+            self._stats["written"] += len(rows)
+        self._since_limits += len(rows)
+
+    def _cap_sessions(self, conn: Any, sessions: set[str]) -> None:
+        """Keep only the newest `session_max_rows` rows of each of these sessions, so a flood of votes from one
+        session pushes out its own oldest rows, never other sessions' (the global cap deletes the oldest first)."""
+        if not self.session_max_rows:
+            return
+        for session in sessions:
+            self._execute(
+                conn,
+                "DELETE FROM feedback WHERE session = ? AND id <= (SELECT id FROM feedback WHERE session = ? "
+                "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (session, session, int(self.session_max_rows)),
+            )
+
     def _write(self, rows: list[tuple]) -> None:
+        """Write a batch; a database that is away (locked, unreachable) is retried for `retry_seconds`. A batch
+        the database refuses for its content is written row by row instead, so one bad row is dropped alone
+        and at once, and never holds up or takes down the good rows batched with it."""
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.05
-        while True:
+        while rows:
             try:
-                conn = self._writer_conn()
-                with self._transaction(conn):
-                    if self.postgres:
-                        with conn.cursor() as cur:
-                            cur.executemany(self._sql(_INSERT), rows)
-                    else:
-                        conn.executemany(_INSERT, rows)
-                with self._stats_lock:
-                    self._stats["written"] += len(rows)
-                self._since_limits += len(rows)
+                self._insert(rows)
                 return
             except Exception as e:
                 self._note_error(e)
                 self._close_conn()
+                if not _is_outage(e):
+                    rows = self._one_by_one(rows)
+                    if not rows:
+                        return
                 left = deadline - time.monotonic()
                 if left <= 0 or self._closed:
-                    self._dropped(len(rows), _one_line(e))
+                    self._dropped(len(rows), self._last_error or "")
                     return
                 with self._stats_lock:
                     self._stats["retried"] += 1
                 time.sleep(min(delay, left))
                 delay = min(delay * 2, 2.0)
+
+    def _one_by_one(self, rows: list[tuple]) -> list[tuple]:
+        """Write each row on its own; a row refused for its content is dropped (counted and logged). Returns the
+        rows left when the database went away meanwhile, to be retried."""
+        for i, row in enumerate(rows):
+            try:
+                self._insert([row])
+            except Exception as e:
+                self._note_error(e)
+                self._close_conn()
+                if _is_outage(e):
+                    return rows[i:]
+                self._dropped(1, f"the database refused the row: {_one_line(e)}")
+        return []
 
     def _writer_conn(self) -> Any:
         if self._conn is not None and not self.postgres and self._file_id != _file_id(self.path):
@@ -609,7 +627,7 @@ class FeedbackStore:
         out = []
         for _key, n, last, lang, last_id in groups:
             example = self.rows("SELECT question FROM feedback WHERE id = ?", (last_id,))[0][0]
-            out.append({"question": example, "count": n, "last": last, "lang": lang})
+            out.append({"question": printable(example), "count": n, "last": last, "lang": lang and printable(lang)})
         return out
 
     def disliked(self, limit: int = 10) -> list[dict]:
@@ -630,8 +648,8 @@ class FeedbackStore:
                    GROUP BY question ORDER BY max(id) DESC LIMIT 3""",
                 (item_id,),
             )
-            out.append({"item_id": item_id, "dislikes": int(n_dis), "likes": int(n_like), "last": last,
-                        "questions": [q for (q,) in questions]})
+            out.append({"item_id": printable(item_id), "dislikes": int(n_dis), "likes": int(n_like), "last": last,
+                        "questions": [printable(q) for (q,) in questions]})
         return out
 
     def report(self, limit: int = 10, titles: dict[str, str] | None = None) -> dict:
@@ -695,7 +713,8 @@ class FeedbackStore:
             ev = evidence.get((key, item_id))
             if ev is None or key in known.get(item_id, set()) or (max_chars is not None and len(wording) > max_chars):
                 continue
-            out.append({"n": number, "wording": wording, "item_id": item_id, "lang": lang,
+            out.append({"n": number, "wording": printable(wording), "item_id": printable(item_id),
+                        "lang": lang and printable(lang),
                         **{k: ev[k] for k in ("likes", "dislikes", "clicks", "rephrases", "first", "last")},
                         "sessions": len(ev["sessions"])})
         return out
@@ -704,7 +723,7 @@ class FeedbackStore:
         """The open proposals with these numbers, and the numbers that are not open proposals."""
         with self._editor() as conn:
             rows = self._execute(conn, "SELECT id, wording, item_id, lang, status FROM proposals").fetchall()
-        by_n = {r[0]: {"n": r[0], "wording": r[1], "item_id": r[2], "lang": r[3], "status": r[4]} for r in rows}
+        by_n = {r[0]: {"n": r[0], "wording": printable(r[1]), "item_id": r[2], "lang": r[3], "status": r[4]} for r in rows}
         found = [by_n[n] for n in numbers if n in by_n and by_n[n]["status"] == "open"]
         return found, [n for n in numbers if n not in by_n or by_n[n]["status"] != "open"]
 
@@ -724,7 +743,7 @@ class FeedbackStore:
     def gap_questions(self) -> list[dict]:
         """Questions the FAQ did not cover and questions whose answer was disliked, with language and time."""
         return [
-            {"question": q, "lang": lang, "time": when, "why": "unanswered" if kind == "off_topic" else "disliked"}
+            {"question": printable(q), "lang": lang, "time": when, "why": "unanswered" if kind == "off_topic" else "disliked"}
             for q, lang, when, kind in self.rows(
                 """SELECT question, lang, time, kind FROM feedback WHERE question <> ''
                    AND (kind = 'off_topic' OR (kind = 'vote' AND vote = -1)) ORDER BY id"""
@@ -743,6 +762,20 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino)
+
+
+def _is_outage(e: BaseException) -> bool:
+    """Whether a failed write may succeed later unchanged (the database is locked, away or full), as opposed to
+    a row the database refuses for its content (bad text, a value out of range), which fails again every time."""
+    if isinstance(e, (sqlite3.OperationalError, OSError, TimeoutError)):
+        return True
+    if isinstance(e, (sqlite3.Error, ValueError, TypeError, OverflowError, UnicodeError)):
+        return False
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        return True
+    return not isinstance(e, (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError))
 
 
 def _one_line(e: BaseException) -> str:

@@ -32,7 +32,6 @@ DATA_FILES = (VECTORS, ROWS, ITEMS)
 INDEX_FILES = (MANIFEST, *DATA_FILES, "bm25")  # top-level entries of a saved folder
 
 KIND_Q, KIND_QA = 0, 1
-KINDS = ("q", "qa")
 ROW_DTYPE = np.dtype([("item", "<i4"), ("lang", "i1"), ("kind", "i1"), ("chunk", "<i2"), ("key", "S16")])
 
 # Measured with benchmarks/scale.py (2 shared cores, synthetic vectors around the real ones, k=10):
@@ -117,10 +116,17 @@ def items_from_json(data: list[dict]) -> list[FaqItem]:
 
 
 def corpus_fingerprint(root: str | Path) -> str:
-    """sha256 over every .md under `root`: sorted relative paths and their bytes."""
+    """sha256 over every .md under `root` (sorted relative paths and their bytes), then over the other files the
+    source layer reads (tables, faqbot.toml) when there are any: a markdown-only corpus keeps its old value."""
+    from faqbot.corpus_config import CONFIG_FILE
+    from faqbot.sources import corpus_files
+
     root = Path(root)
     h = hashlib.sha256()
-    for path in sorted(root.rglob("*.md"), key=lambda p: p.relative_to(root).as_posix()):
+    pages = sorted(root.rglob("*.md"), key=lambda p: p.relative_to(root).as_posix())
+    others = sorted({p for p in corpus_files(root) if p.suffix.lower() != ".md"} | set(root.glob(CONFIG_FILE)),
+                    key=lambda p: p.relative_to(root).as_posix())
+    for path in pages + others:
         if not path.is_file():
             continue
         data = path.read_bytes()

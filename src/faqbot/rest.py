@@ -4,8 +4,9 @@
     POST /api/search   {"q": "...", "k": 5, "version": "latest", "component": "mindspore", "history": ["..."]}
     GET  /healthz
 
-`/api/search` answers with exactly the object of `faqbot ask --json` (the app's `FaqChat.search`). Bad input gets
-a 4xx and `{"error": "<what to do>"}`, never a traceback. The search runs in a thread pool with one worker per
+`/api/search` answers with exactly the object of `faqbot ask --json` (`FaqService.answer`). Bad input gets a 4xx
+and `{"error": "<what to do>"}`, never a traceback; the checks and limits are the service's (service.py), this
+module only parses HTTP and renders JSON, and imports no Gradio. The search runs in a thread pool with one worker per
 model instance, so requests wait their turn here (measured as "queue" in the `Server-Timing` header) and never
 oversubscribe the cores. The routes are handed to Gradio's FastAPI app when it is created (`app_kwargs`), so
 they are served by the same server and port as the chat.
@@ -14,10 +15,10 @@ they are served by the same server and port as the chat.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,18 +28,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from faqbot.config import NUMERIC_RANGES
+from faqbot.service import FaqService, InputError
+
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 64 * 1024  # a question is cut to 2,000 characters anyway
 MAX_WAITING = 256  # requests queued for the search workers beyond this get 503 at once
-K_RANGE = (1, 50)
 FIELDS = ("q", "k", "version", "component", "history")  # history: earlier questions of the conversation, oldest first
-PRUNE_SECONDS = 5.0
 # POST /api/feedback answers 202 only once the vote's row is committed to the feedback database, waiting at most
 # this long; a vote only queued in this process's memory would be lost if the replica died, so it gets a 503.
 FEEDBACK_ACK_SECONDS = 3.0
 FEEDBACK_FIELDS = ("question", "item_id", "vote", "lang", "session")
-VOTES = {"like": 1, "dislike": -1}  # feedback.LIKE, feedback.DISLIKE
+SEARCH_EXAMPLE = '{"q": "your question"}'
+VOTE_EXAMPLE = '{"question": "...", "item_id": "<answers[].id from /api/search>", "vote": "like"}'
+HISTORY_EXAMPLE = '{"q": "一共有几种？", "history": ["MindSpore Lite 怎么设置日志级别？"]}'
 # Which replica answered: in every REST response, for load balancer logs and the replicas test (docs/deploy.md).
 REPLICA = f"{socket.gethostname()}-{os.getpid()}"
 REPLICA_HEADER = "X-Faqbot-Replica"
@@ -53,12 +56,6 @@ except ImportError:  # pragma: no cover
         return json.dumps(obj, ensure_ascii=False).encode("utf-8")
 
 
-class BadRequest(Exception):
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
-
-
 def _json(obj: Any, status: int = 200, headers: dict | None = None) -> Response:
     headers = {REPLICA_HEADER: REPLICA, **(headers or {})}
     return Response(_dumps(obj), status_code=status, media_type="application/json", headers=headers)
@@ -68,68 +65,60 @@ def _error(message: str, status: int = 400) -> Response:
     return _json({"error": message}, status)
 
 
-class RestApi:
-    """The REST routes over one `FaqChat` (web.py); `routes()` are added to the server's app."""
+def _refused(exc: InputError, path: str) -> Response:
+    """An input error: one log line (never a traceback) and a JSON 4xx saying what to send."""
+    log.info("%s refused (%d): %s", path, exc.status, exc.message)
+    return _error(exc.message, exc.status)
 
-    def __init__(self, chat: Any, workers: int, health: dict | None = None):
-        self.chat = chat
+
+class RestApi:
+    """The REST routes over one `FaqService`; `routes()` are added to the server's app."""
+
+    def __init__(self, service: FaqService, workers: int):
+        self.service = service
         self.workers = max(1, int(workers))
-        self.health = health or {}
         self._pool: ThreadPoolExecutor | None = None
+        self._votes: ThreadPoolExecutor | None = None
         self._waiting = 0
 
     # -- input ------------------------------------------------------------------------------------------------
 
-    def _params(self, raw: dict[str, Any], from_query: bool) -> tuple[str, int, str, str]:
+    def _params(self, raw: dict[str, Any], from_query: bool) -> tuple[str, Any]:
+        """(q, k) parsed from the request; the service checks the rest."""
         unknown = sorted(set(raw) - set(FIELDS))
         if unknown:
-            raise BadRequest(f"unknown parameter {unknown[0]!r}: use q, k, version, component and history.")
+            raise InputError(f"unknown parameter {str(unknown[0])[:40]!r}: use q, k, version, component and history.")
         q = raw.get("q")
         if q is None:
-            raise BadRequest("missing q: give the question, e.g. /api/search?q=How+do+I+install+MindSpore")
+            raise InputError("missing q: give the question, e.g. /api/search?q=How+do+I+install+MindSpore")
         if not isinstance(q, str):
-            raise BadRequest(f"q must be a string, not {type(q).__name__}.")
+            raise InputError(f"q must be a string, not {type(q).__name__}.")
         try:
-            q.encode("utf-8")
+            q[:self.service.settings.max_question_chars].encode("utf-8")
         except UnicodeEncodeError:
-            raise BadRequest("q is not valid Unicode text (it contains a lone surrogate such as \\ud800); send UTF-8 text.") from None
+            raise InputError("q is not valid Unicode text (it contains a lone surrogate such as \\ud800); send UTF-8 text.") from None
         if not q.strip():
-            raise BadRequest("q is empty: give the question to search for.")
-        k = raw.get("k", self.chat.settings.k)
-        low, high = K_RANGE
-        if from_query:
-            try:
-                k = int(str(k).strip())
-            except ValueError:
-                raise BadRequest(f"k must be a whole number from {low} to {high}, not {str(k)[:40]!r}.") from None
-        elif isinstance(k, bool) or not isinstance(k, int):
-            raise BadRequest(f"k must be a whole number from {low} to {high}, not {json.dumps(k)[:40]}.")
-        if not low <= k <= high:
-            raise BadRequest(f"k must be a whole number from {low} to {high}, not {k}.")
-        version = raw.get("version") or "latest"
-        component = raw.get("component") or ""
-        for name, value in (("version", version), ("component", component)):
-            if not isinstance(value, str):
-                raise BadRequest(f"{name} must be a string, not {type(value).__name__}.")
-        if version not in self.chat.versions:
-            raise BadRequest(f"unknown version {version[:40]!r}: use one of {', '.join(self.chat.versions)}.")
-        if component and component not in self.chat.components:
-            raise BadRequest(f"unknown component {component[:40]!r}: use one of {', '.join(self.chat.components)}, or leave it out.")
-        return q, k, version, component
+            raise InputError("q is empty: give the question to search for.")
+        k = raw.get("k")
+        if not from_query and k is not None and (isinstance(k, bool) or not isinstance(k, int)):
+            low, high = NUMERIC_RANGES["k"]
+            raise InputError(f"k must be a whole number from {low:g} to {high:g}, not {json.dumps(k)[:40]}.")
+        return q, k
 
-    async def _read_json(self, request: Request) -> dict:
+    async def _body(self, request: Request, example: str) -> dict:
+        limit = self.service.settings.max_body_bytes
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise BadRequest(f"the request body is over {MAX_BODY_BYTES // 1024} KB; send only q, k, version and component.", 413)
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise InputError(f"the request body is over {limit // 1024} KB; send only {example}.", 413)
         body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise BadRequest(f"the request body is over {MAX_BODY_BYTES // 1024} KB; send only q, k, version and component.", 413)
         try:
-            obj = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise BadRequest('the body is not JSON: send {"q": "your question"} with Content-Type: application/json.') from None
+            obj = self.service.read_json(body)
+        except InputError as exc:
+            if exc.status == 400:
+                raise InputError(f"the body is not JSON: send {example} with Content-Type: application/json.") from None
+            raise InputError(f"{exc.message.rstrip('.').split(';')[0]}; send only {example}.", exc.status) from None
         if not isinstance(obj, dict):
-            raise BadRequest(f'the body must be a JSON object such as {{"q": "your question"}}, not {type(obj).__name__}.')
+            raise InputError(f"the body must be a JSON object such as {example}, not {type(obj).__name__}.")
         return obj
 
     # -- work -------------------------------------------------------------------------------------------------
@@ -139,20 +128,14 @@ class RestApi:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="faqbot-rest")
         return self._pool
 
-    def _search(self, enqueued: float, q: str, k: int, version: str, component: str,
-                history: list[str] | None = None) -> tuple[dict, dict]:
+    def _search(self, enqueued: float, query: Any) -> tuple[bytes, dict]:
         """Runs on a worker thread: the search and how long each stage took."""
-        import gradio as gr
-
         started = time.perf_counter()
-        embedder = self.chat.retriever.embedder
+        embedder = self.service.retriever.embedder
         take = getattr(embedder, "take_timings", None)
         if take:
             take()  # start this request's count from zero
-        try:
-            out = self.chat.search(q, k=k, version=version, component=component, history=history)
-        except gr.Error as exc:  # the handler's own input checks
-            raise BadRequest(str(getattr(exc, "message", exc))) from None
+        out = self.service.answer_query(query).to_dict()
         searched = time.perf_counter()
         body = _dumps(out)
         done = time.perf_counter()
@@ -164,65 +147,67 @@ class RestApi:
             "rank": max(searched - started - model["wait_s"] - model["model_s"], 0.0),
             "render": done - searched,
         }
-        return {"body": body}, stages
+        return body, stages
 
     async def search(self, request: Request) -> Response:
         try:
             if request.method == "POST":
-                raw = await self._read_json(request)
-                q, k, version, component = self._params(raw, from_query=False)
-                history = _history(raw.get("history"))
+                raw = await self._body(request, SEARCH_EXAMPLE)
+                history = raw.get("history")
             else:
-                q, k, version, component = self._params(dict(request.query_params), from_query=True)
-                history = _history(request.query_params.getlist("history"))  # ?history=first&history=second
-        except BadRequest as exc:
-            return _error(str(exc), exc.status)
+                raw = dict(request.query_params)
+                history = request.query_params.getlist("history")  # ?history=first&history=second
+            q, k = self._params(raw, from_query=request.method != "POST")
+            try:
+                query = self.service.validate(q, history, k=k, version=raw.get("version"), component=raw.get("component"))
+            except InputError as exc:
+                if exc.field == "history":
+                    raise InputError(f"{exc.message.rstrip('.')}, e.g. {HISTORY_EXAMPLE}.") from None
+                raise
+        except InputError as exc:
+            return _refused(exc, "/api/search")
         if self._waiting >= MAX_WAITING:
             return _error("the server is busy; retry in a moment.", 503)
         self._waiting += 1
         try:
             loop = asyncio.get_running_loop()
-            out, stages = await loop.run_in_executor(self._executor(), self._search, time.perf_counter(), q, k, version,
-                                                     component, history)
-        except BadRequest as exc:
-            return _error(str(exc), exc.status)
+            body, stages = await loop.run_in_executor(self._executor(), self._search, time.perf_counter(), query)
         except Exception:  # noqa: BLE001 - logged here; the client gets one line, never a traceback
-            log.exception("/api/search failed for %r", q[:200])
+            log.exception("/api/search failed for %r", query.question[:200])
             return _error("the search failed on the server; it is logged. Try again, or another question.", 500)
         finally:
             self._waiting -= 1
         timing = ", ".join(f"{name};dur={seconds * 1000:.3f}" for name, seconds in stages.items())
-        return Response(out["body"], media_type="application/json",
-                        headers={"Server-Timing": timing, REPLICA_HEADER: REPLICA})
+        return Response(body, media_type="application/json", headers={"Server-Timing": timing, REPLICA_HEADER: REPLICA})
 
     async def healthz(self, request: Request) -> Response:
-        retriever = self.chat.retriever
-        embedder = retriever.embedder
-        body = {
-            "status": "ok" if self.health.get("index_ok", True) else "stale",
-            "model": getattr(embedder, "name", None),
-            "model_instances": getattr(embedder, "instances", 1),
-            "items": len(retriever.items),
-            "vectors": int(len(retriever.index.rows)),
-            "index": self.health.get("index_message", "not checked"),
-            "search_workers": self.workers,
-            "waiting": self._waiting,
-        }
-        body["feedback"] = await asyncio.get_running_loop().run_in_executor(None, feedback_health, self.chat.store)
-        if body["status"] == "ok" and body["feedback"]["database"] == "full":
-            body["status"] = "feedback queue full"  # votes are being dropped: neither reachable nor queueing
+        body = await asyncio.get_running_loop().run_in_executor(None, self.service.health)
+        body["search_workers"] = self.workers
+        body["waiting"] = self._waiting
         return _json(body, 200 if body["status"] == "ok" else 503)
 
     async def feedback(self, request: Request) -> Response:
         """POST /api/feedback {"question", "item_id", "vote": "like"|"dislike", "lang"?, "session"?}: 202 once the
         vote is committed to the feedback database (so a replica killed after answering loses nothing), 503 when
         the database did not confirm it within FEEDBACK_ACK_SECONDS, 4xx for bad input."""
+        guard = self._vote_guard()
+        client = guard.client(request.headers, request.client.host if request.client else None)
+        refused = guard.refuse(request.headers, client)  # JSON only, same origin, per-client rate (guard.py)
+        if refused:
+            return _json({"error": refused[1]}, refused[0], refused[2])
         try:
-            row = self._vote_params(await self._read_vote(request))
-        except BadRequest as exc:
-            return _error(str(exc), exc.status)
+            raw = await self._body(request, VOTE_EXAMPLE)
+            unknown = sorted(set(raw) - set(FEEDBACK_FIELDS))
+            if unknown:
+                raise InputError(f"unknown field {str(unknown[0])[:40]!r}: use question, item_id, vote, lang and session.")
+            turn = self.service.check_vote(raw.get("question"), raw.get("item_id"), raw.get("vote"), raw.get("lang"),
+                                           raw.get("session"))
+        except InputError as exc:
+            return _refused(exc, "/api/feedback")
+        session = raw.get("session") or guard.session_of(client)  # so the per-session row cap applies
         outcome = await asyncio.get_running_loop().run_in_executor(
-            self._vote_executor(), save_vote, self.chat.store, FEEDBACK_ACK_SECONDS, row)
+            self._vote_executor(), lambda: self.service.vote(turn, raw["vote"] == "like", session,
+                                                             wait=FEEDBACK_ACK_SECONDS))
         if outcome == "saved":
             return _json({"status": "saved"}, 202)
         if outcome == "queued":
@@ -232,47 +217,16 @@ class RestApi:
         return _json({"status": "dropped", "error": "the vote could not be saved (the feedback queue is full or the "
                       "database refused it); try again in a minute."}, 503)
 
-    async def _read_vote(self, request: Request) -> dict:
-        example = '{"question": "...", "item_id": "<answers[].id from /api/search>", "vote": "like"}'
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise BadRequest(f"the request body is over {MAX_BODY_BYTES // 1024} KB; send only {example}.", 413)
-        try:
-            obj = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise BadRequest(f"the body is not JSON: send {example} with Content-Type: application/json.") from None
-        if not isinstance(obj, dict):
-            raise BadRequest(f"the body must be a JSON object such as {example}, not {type(obj).__name__}.")
-        return obj
+    def _vote_guard(self) -> Any:
+        if getattr(self, "_guard", None) is None:
+            from faqbot.guard import VoteGuard
 
-    def _vote_params(self, raw: dict) -> dict:
-        unknown = sorted(set(raw) - set(FEEDBACK_FIELDS))
-        if unknown:
-            raise BadRequest(f"unknown field {unknown[0]!r}: use question, item_id, vote, lang and session.")
-        for name in ("question", "item_id", "vote"):
-            if not isinstance(raw.get(name), str) or not raw[name].strip():
-                raise BadRequest(f"{name} must be a non-empty string" + (
-                    ": the id of the answer voted on (answers[].id from /api/search)." if name == "item_id" else
-                    ': "like" or "dislike".' if name == "vote" else ": the question the answer was for."))
-        if raw["vote"] not in VOTES:
-            raise BadRequest(f'vote must be "like" or "dislike", not {raw["vote"][:20]!r}.')
-        if self.chat.retriever.item(raw["item_id"]) is None:
-            raise BadRequest(f"unknown item_id {raw['item_id'][:80]!r}: use an answers[].id from /api/search.")
-        lang, session = raw.get("lang"), raw.get("session")
-        if lang is not None and lang not in ("zh", "en"):
-            raise BadRequest(f'lang must be "zh" or "en" (or left out), not {str(lang)[:20]!r}.')
-        if session is not None and (not isinstance(session, str) or len(session) > 128):
-            raise BadRequest("session must be a string of at most 128 characters (or left out).")
-        try:
-            raw["question"].encode("utf-8")
-        except UnicodeEncodeError:
-            raise BadRequest("question is not valid Unicode text (it contains a lone surrogate); send UTF-8 text.") from None
-        return {"question": raw["question"], "vote": VOTES[raw["vote"]], "item_id": raw["item_id"], "lang": lang,
-                "session": session}
+            self._guard = VoteGuard.from_settings(self.service.settings)
+        return self._guard
 
     def _vote_executor(self) -> ThreadPoolExecutor:
         """Votes wait for their commit on their own threads, never in front of searches."""
-        if getattr(self, "_votes", None) is None:
+        if self._votes is None:
             self._votes = ThreadPoolExecutor(8, thread_name_prefix="faqbot-vote")
         return self._votes
 
@@ -283,112 +237,90 @@ class RestApi:
             Route("/api/feedback", self.feedback, methods=["POST"]),
         ]
 
+    def app(self):
+        """The REST routes alone as an ASGI app, behind the request limits (server.py serves them beside the chat)."""
+        from starlette.applications import Starlette
+        from starlette.exceptions import HTTPException
+        from starlette.middleware import Middleware
+
+        async def http_error(request: Request, exc: HTTPException) -> Response:  # 404, 405: JSON too
+            return _error(str(exc.detail), exc.status_code)
+
+        return Starlette(routes=self.routes(), middleware=[Middleware(RequestLimits, service=self.service)],
+                         exception_handlers={HTTPException: http_error})
+
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-        if getattr(self, "_votes", None) is not None:
-            self._votes.shutdown(wait=False, cancel_futures=True)
-            self._votes = None
+        for pool in (self._pool, self._votes):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._votes = None
 
 
-# ------------------------------------------------------------------------------------------ feedback over HTTP
+# ------------------------------------------------------------------------------------------ limits at the door
+
+BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
-def _history(value: Any) -> list[str]:
-    """The earlier questions of the conversation (conversation.clean_history), or a 400 saying what to send."""
-    from faqbot.conversation import HistoryError, clean_history
+class RequestLimits:
+    """ASGI middleware: the service's size and nesting limits on every request body, before Gradio or a route
+    reads it (Gradio has no body limit of its own). REST bodies (/api/...) may be `max_body_bytes`, anything
+    else (the chat's events, the Gradio API) `max_request_bytes`; over it: 413, JSON nested too deep: 422, both
+    with a JSON message. File uploads are refused: the app takes none, and Gradio would keep them on disk.
+    `rewrite(path, body) -> body` may adjust a body that passed (server.py completes old Gradio API calls)."""
 
-    try:
-        return clean_history(value)
-    except HistoryError as exc:
-        raise BadRequest(f'{exc}, e.g. {{"q": "一共有几种？", "history": ["MindSpore Lite 怎么设置日志级别？"]}}.') from None
+    def __init__(self, app: Any, service: Any, rewrite: Any = None):
+        self.app, self.service, self.rewrite = app, service, rewrite
 
-
-def save_vote(store: Any, timeout: float, row: dict) -> str:
-    """Queue one vote and wait until the store's writer has committed it: "saved"; "queued" when the writer did
-    not get through within `timeout` (the database is slow or unreachable: the row stays queued in memory);
-    "dropped" when the queue was full or the writer gave up on a row meanwhile.
-
-    The store's flush() returns once everything queued before it is written or dropped; a row is only dropped
-    after the store's retry period (30 s, far past `timeout`), and every drop is counted, so an unchanged drop
-    count means this row was committed. A drop of some other row at the same moment makes this answer
-    "dropped" although the vote landed: an error the client may retry, never a lost acknowledged vote."""
-    dropped = store.stats()["dropped"]
-    if not store.record(row["question"], row["vote"], item_id=row["item_id"], lang=row["lang"], in_scope=True,
-                        session=row["session"]):
-        return "dropped"
-    if not store.flush(timeout):
-        return "queued"
-    return "saved" if store.stats()["dropped"] == dropped else "dropped"
-
-
-def feedback_health(store: Any, timeout: float = 2.0) -> dict:
-    """The feedback store for /healthz: "reachable" (a connection works now), "queueing" (it does not, and votes
-    wait in memory to be retried) or "full" (the queue is full, so votes are dropped); with the store's counters."""
-    stats = store.stats()
-    out = {"backend": "postgresql" if store.postgres else "sqlite", "database": "reachable",
-           **{k: stats.get(k) for k in ("queued", "written", "retried", "dropped")}}
-    problem = None
-    if store.postgres:
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if path.rstrip("/").endswith("/upload"):
+            await _reply(send, 413, "this app takes no file uploads.")
+            return
+        settings = self.service.settings
+        limit = settings.max_body_bytes if path.startswith("/api/") else settings.max_request_bytes
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await _reply(send, 413, f"the request body is over {limit // 1024} KB; send a shorter request.")
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _reply(send, 413, f"the request body is over {limit // 1024} KB; send a shorter request.")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
         try:
-            import psycopg
+            self.service.check_body(body, limit)
+        except InputError as exc:
+            log.info("%s refused (%d): %s", path, exc.status, exc.message)
+            await _reply(send, exc.status, exc.message)
+            return
+        if self.rewrite is not None:
+            body = self.rewrite(path, body)
+        sent = False
 
-            with psycopg.connect(store.url, connect_timeout=max(1, int(timeout))) as conn:
-                conn.execute("SELECT 1")
-        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable now"
-            problem = " ".join(str(exc).split())[:200] or type(exc).__name__
-    else:
-        problem = store.check()
-    if problem:
-        out["database"], out["error"] = "queueing", problem
-    full = getattr(getattr(store, "_queue", None), "full", None)
-    if callable(full) and full():
-        out["database"] = "full"
-    return out
+        async def replay() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-
-# ------------------------------------------------------------------------------------------ Gradio's growth bounds
-
-
-def prune_finished_sessions(queue: Any) -> int:
-    """Drop the session keys of Gradio's `Queue.pending_event_ids_session` whose event set is empty.
-
-    Why this touches a Gradio internal: Gradio 6.31 (the newest release) removes each finished event id from
-    its session's set but never the session key, and every plain-HTTP API call is a new session. The dict grows
-    by one key per call forever (10,839 after 10,839 calls), and `GET /gradio_api/call/<api>/<event_id>` scans
-    it linearly, so each call gets slower. No setting bounds it. Only empty sets are dropped: an empty set means
-    the session has no event waiting, which is exactly when Gradio itself would drop it (`clean_events`). Run it
-    on the server's event loop, where Gradio reads and writes this dict, so it never interleaves with them."""
-    pending = getattr(queue, "pending_event_ids_session", None)
-    if not isinstance(pending, dict):
-        return 0
-    empty = [session for session, ids in list(pending.items()) if not ids]
-    for session in empty:
-        if not pending.get(session, True):
-            pending.pop(session, None)
-    return len(empty)
+        await self.app(scope, replay, send)
 
 
-def lifespan_with_pruning(blocks: Any, every: float = PRUNE_SECONDS):
-    """A FastAPI lifespan (given to Gradio's app through `launch(app_kwargs=...)`) that prunes finished
-    sessions every few seconds on the server's own event loop."""
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(every)
-                queue = getattr(blocks, "_queue", None)
-                if queue is not None:
-                    prune_finished_sessions(queue)
-
-        task = asyncio.create_task(loop())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-    return lifespan
+async def _reply(send: Any, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode("utf-8")
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -67,9 +67,12 @@ class Corpus:
 
     root: str
     files: list[str] = field(default_factory=list)  # pages read (relative paths)
+    name: str = ""  # the corpus config's name (faqbot.toml, a bundled config, or the folder's name)
     entries: list[FaqEntry] = field(default_factory=list)
     items: list[FaqItem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # other wordings given with the entries themselves (a table's `alternates`): (item id, lang, question)
+    alternates: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

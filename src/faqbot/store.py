@@ -353,13 +353,28 @@ def alternates_fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _corpus_name(corpus_dir: str | Path) -> str | None:
+    from faqbot.corpus_config import CorpusConfigError, load_corpus_config
+
+    try:
+        return load_corpus_config(corpus_dir).name
+    except CorpusConfigError:
+        return None
+
+
 def stale_reason(manifest: dict, model: str | None = None, corpus_dir: str | Path | None = None) -> str | None:
     """Why an index with this manifest does not match `model` / the corpus and alternates in `corpus_dir`."""
     if model is not None and model != manifest.get("model"):
         return f"the index was built for model {manifest.get('model')!r}, not {model!r}"
     if corpus_dir is not None and Path(corpus_dir).is_dir():
         if corpus_fingerprint(corpus_dir) != manifest.get("corpus_fingerprint"):
-            return f"the corpus in {corpus_dir} changed since the index was built"
+            built = (manifest.get("corpus") or {}).get("name")
+            asked = _corpus_name(corpus_dir)
+            if built and asked and built != asked:
+                return (f"the index was built from the {built!r} FAQ, not from the {asked!r} FAQ in {corpus_dir}; "
+                        f"give that corpus's index with --index, or build one for {corpus_dir}")
+            return (f"the corpus in {corpus_dir}{f' ({asked!r})' if asked else ''} changed since the index was built"
+                    + (f" from {built!r}" if built else ""))
         path = corpus_alternates_path(corpus_dir)
         try:
             data = read_alternates_bytes(path)
@@ -405,9 +420,13 @@ def index_status(index_dir: str | Path, model: str | None = None, corpus_dir: st
         stored = open_index(index_dir, model, corpus_dir)
     except IndexLoadError as exc:
         return False, str(exc)
-    m = stored.manifest
+    return True, describe(index_dir, stored.manifest)
+
+
+def describe(index_dir: str | Path, m: dict) -> str:
+    """One line about an up-to-date index, from its manifest (`faqbot index --check`, /healthz)."""
     c = m["counts"]
-    return True, (
+    return (
         f"index in {index_dir} is up to date: {c['items']} items, {c['vectors']} vectors "
         f"({c.get('alternate_vectors', 0)} alternate questions), model {m['model']}, {m['index']['type']} index, "
         f"built {m.get('built_at', '?')}"
@@ -533,6 +552,14 @@ def check_writable(index_dir: str | Path) -> None:
 
 
 # ------------------------------------------------------------------ building
+
+
+def _with_source_alternates(alts: list[Alternate], source: list[tuple[str, str, str]]) -> list[Alternate]:
+    """Approved alternates plus the wordings given in the FAQ files themselves (a table's `alternates`),
+    which index the same way; a wording in both counts once."""
+    approved = {a.key for a in alts}
+    extra = [a for a in (Alternate(iid, lang, q, "source", "") for iid, lang, q in source) if a.key not in approved]
+    return alts + extra
 
 
 def _alternate_rows(alts: list[Alternate], pos: dict[str, int], embedder, limit: int) -> tuple[list[tuple], list[str]]:
@@ -678,6 +705,7 @@ def build(
     items = list(corpus.items)
     pos = {it.id: i for i, it in enumerate(items)}
     alts = parse_alternates(alt_bytes, str(alternates_file), item_ids=pos)
+    alts = _with_source_alternates(alts, corpus.alternates)
     limit = min(max_tokens, embedder.max_tokens)
 
     base_rows, base_texts = plan_rows(items, embedder, max_tokens, passage_tokens,
@@ -701,6 +729,10 @@ def build(
         "model": embedder.name,
         "dim": int(embedder.dim),
         "corpus_fingerprint": fingerprint,
+        # wordings from the FAQ files themselves (kept so `apply_alternates` re-adds them without the corpus)
+        **({"source_alternates": [list(a) for a in corpus.alternates]} if corpus.alternates else {}),
+        # which FAQ this index answers from (no absolute path: the index may be built on another machine)
+        "corpus": {"name": corpus.name or None, "folder": root.name if root is not None else None},
         "alternates": {"file": str(Path(alternates_file).name) if alternates_file else None,
                        "sha256": alternates_fingerprint(alt_bytes), "count": len(alts)},
         "counts": _counts(items, rows, embedded),
@@ -740,52 +772,86 @@ def apply_alternates(index_dir: str | Path, embedder, alternates_path: str | Pat
     Only questions not already in the index are embedded; removed ones lose their rows; BM25 is rebuilt from
     the stored items (no corpus parse). The manifest records the file's sha256 and count. One atomic save:
     a crash leaves the old index or the new one. Returns a summary (counts and seconds)."""
-    started = time.perf_counter()
     index_dir = Path(index_dir)
     with _lock(index_dir, exclusive=True):
         _recover_locked(index_dir)
-        corrupt = _corrupt_factory(index_dir)
-        manifest = _verified_manifest(index_dir)
-        old = _load_dense(index_dir, manifest, corrupt)
-        if old.model != embedder.name or old.dim != embedder.dim:
-            raise StaleIndexError(
-                f"the index in {index_dir} was built for model {old.model!r}, not {embedder.name!r}; "
-                f"apply the alternates with that model, or run `faqbot index`"
-            )
-        alt_bytes = read_alternates_bytes(alternates_path)
-        sha = alternates_fingerprint(alt_bytes)
-        pos = {it.id: i for i, it in enumerate(old.items)}
-        alts = parse_alternates(alt_bytes, str(alternates_path), item_ids=pos)
-        is_alt = is_alternate_row(old.rows)
-        before = set(old.rows["key"][is_alt].tolist())
-        if (manifest.get("alternates") or {}).get("sha256") == sha:
-            return {"changed": False, "alternates": len(alts), "added": 0, "removed": 0, "embedded": 0,
-                    "seconds": round(time.perf_counter() - started, 3)}
-        limit = int(manifest.get("chunk_max_tokens") or min(DEFAULT_CHUNK_TOKENS, embedder.max_tokens))
-        alt_rows, alt_texts = _alternate_rows(alts, pos, embedder, limit)
-        keep = np.flatnonzero(~is_alt)
-        rows, order = _merge_rows(old.rows[keep], alt_rows)
-        vectors = np.zeros((len(rows), old.dim), np.float32)
-        n_base = len(keep)
-        from_old = order < n_base
-        vectors[from_old] = old.vectors[keep[order[from_old]]]
-        texts = ["" if o < n_base else alt_texts[o - n_base] for o in order]
-        todo = ~from_old & _reuse_vectors(rows, vectors, old, embedder)
-        embedded = _embed_missing(rows, texts, vectors, todo, embedder, progress=False)
-        after = set(rows["key"][~from_old].tolist())
+        return _apply_locked(index_dir, embedder, read_alternates_bytes(alternates_path), alternates_path)
 
-        spec = old.spec
-        faiss_index = make_faiss_index(spec, old.dim, vectors)
-        extra = _extra_questions(rows, {i: texts[i] for i in np.flatnonzero(~from_old)})
-        fingerprint = manifest.get("corpus_fingerprint") or ""
-        lexical = LexicalIndex.build(old.items, fingerprint, extra)
-        new_manifest = {k: v for k, v in manifest.items() if k != "files"}
-        new_manifest["alternates"] = {"file": Path(alternates_path).name, "sha256": sha, "count": len(alts)}
-        new_manifest["counts"] = _counts(old.items, rows, embedded)
-        new_manifest["lexical"] = {**manifest.get("lexical", {}), "alternates": int((~from_old).sum())}
-        new_manifest["faqbot_version"] = __version__
-        new_manifest["alternates_applied_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        dense = FaqIndex(items=old.items, rows=rows, faiss_index=faiss_index, manifest=new_manifest)
-        _save_locked(StoredIndex(dense, lexical), index_dir)
+
+def add_alternates(index_dir: str | Path, embedder, alternates_path: str | Path, alts: list[Alternate],
+                   item_ids=None) -> tuple[list[Alternate], dict]:
+    """Add approved wordings to the alternates file and to the index together: (those added, the summary of
+    `apply_alternates`).
+
+    Both folders are checked writable before anything changes, so a read-only index refuses at once and leaves
+    nothing half done. The index is updated and the file replaced under the index's write lock, which every
+    process opening the index waits for: none ever sees the file ahead of the index (and refuses to start
+    because "alternates.jsonl changed"). When the file cannot be replaced after all, the index is put back."""
+    from faqbot.alternates import check_writable as check_file_writable
+    from faqbot.alternates import with_alternates, write_alternates_bytes
+
+    index_dir, path = Path(index_dir), Path(alternates_path)
+    check_writable(index_dir)
+    check_file_writable(path)
+    with _lock(index_dir, exclusive=True):
+        _recover_locked(index_dir)
+        before = read_alternates_bytes(path)
+        after, added = with_alternates(before, alts, str(path), item_ids)
+        summary = _apply_locked(index_dir, embedder, after, path)
+        if after != before:
+            try:
+                write_alternates_bytes(path, after)
+            except OSError:
+                _apply_locked(index_dir, embedder, before, path)
+                raise
+    return added, summary
+
+
+def _apply_locked(index_dir: Path, embedder, alt_bytes: bytes, alternates_path: str | Path) -> dict:
+    """apply_alternates with the write lock held, for the alternates `alt_bytes` (the file's content to be)."""
+    started = time.perf_counter()
+    corrupt = _corrupt_factory(index_dir)
+    manifest = _verified_manifest(index_dir)
+    old = _load_dense(index_dir, manifest, corrupt)
+    if old.model != embedder.name or old.dim != embedder.dim:
+        raise StaleIndexError(
+            f"the index in {index_dir} was built for model {old.model!r}, not {embedder.name!r}; "
+            f"apply the alternates with that model, or run `faqbot index`"
+        )
+    sha = alternates_fingerprint(alt_bytes)
+    pos = {it.id: i for i, it in enumerate(old.items)}
+    alts = parse_alternates(alt_bytes, str(alternates_path), item_ids=pos)
+    alts = _with_source_alternates(alts, [tuple(a) for a in manifest.get("source_alternates", [])])
+    is_alt = is_alternate_row(old.rows)
+    before = set(old.rows["key"][is_alt].tolist())
+    if (manifest.get("alternates") or {}).get("sha256") == sha:
+        return {"changed": False, "alternates": len(alts), "added": 0, "removed": 0, "embedded": 0,
+                "seconds": round(time.perf_counter() - started, 3)}
+    limit = int(manifest.get("chunk_max_tokens") or min(DEFAULT_CHUNK_TOKENS, embedder.max_tokens))
+    alt_rows, alt_texts = _alternate_rows(alts, pos, embedder, limit)
+    keep = np.flatnonzero(~is_alt)
+    rows, order = _merge_rows(old.rows[keep], alt_rows)
+    vectors = np.zeros((len(rows), old.dim), np.float32)
+    n_base = len(keep)
+    from_old = order < n_base
+    vectors[from_old] = old.vectors[keep[order[from_old]]]
+    texts = ["" if o < n_base else alt_texts[o - n_base] for o in order]
+    todo = ~from_old & _reuse_vectors(rows, vectors, old, embedder)
+    embedded = _embed_missing(rows, texts, vectors, todo, embedder, progress=False)
+    after = set(rows["key"][~from_old].tolist())
+
+    spec = old.spec
+    faiss_index = make_faiss_index(spec, old.dim, vectors)
+    extra = _extra_questions(rows, {i: texts[i] for i in np.flatnonzero(~from_old)})
+    fingerprint = manifest.get("corpus_fingerprint") or ""
+    lexical = LexicalIndex.build(old.items, fingerprint, extra)
+    new_manifest = {k: v for k, v in manifest.items() if k != "files"}
+    new_manifest["alternates"] = {"file": Path(alternates_path).name, "sha256": sha, "count": len(alts)}
+    new_manifest["counts"] = _counts(old.items, rows, embedded)
+    new_manifest["lexical"] = {**manifest.get("lexical", {}), "alternates": int((~from_old).sum())}
+    new_manifest["faqbot_version"] = __version__
+    new_manifest["alternates_applied_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    dense = FaqIndex(items=old.items, rows=rows, faiss_index=faiss_index, manifest=new_manifest)
+    _save_locked(StoredIndex(dense, lexical), index_dir)
     return {"changed": True, "alternates": len(alts), "added": len(after - before), "removed": len(before - after),
             "embedded": int(embedded), "seconds": round(time.perf_counter() - started, 3)}

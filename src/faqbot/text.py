@@ -29,6 +29,15 @@ ZH_STOPWORDS = frozenset(
 )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def scrub_text(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD. Bad bytes in argv (surrogateescape) or "\\ud800" in
+    JSON reach us as lone surrogates, which the tokenizer and UTF-8 output cannot encode."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def has_han(text: str) -> bool:
     return bool(_HAN.search(text))
 

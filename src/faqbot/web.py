@@ -7,18 +7,19 @@ a slow question does not hold up the others; feedback clicks have their own smal
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
-from faqbot.answer import DEFAULT_BANDS, Bands, escape_markdown, render_markdown, safe_links, scrub_text, suggestions
-from faqbot.config import NUMERIC_RANGES, Settings, SettingsError, check_number
-from faqbot.conversation import HistoryError, clean_history, search_in_context
-from faqbot.feedback import DISLIKE, LIKE, OFF_TOPIC, FeedbackStore, wording_key
-from faqbot.schema import Hit, SearchResult
-from faqbot.rest import RestApi, lifespan_with_pruning
+from faqbot.answer import DEFAULT_BANDS, Bands, escape_markdown, render_markdown, scrub_text, suggestions
+from faqbot.config import Settings
+from faqbot.conversation import Conversation
+from faqbot.feedback import FeedbackStore
+from faqbot.service import Answer, FaqService, InputError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 # forward pass uses both cores), the rest (BM25, FAISS, formatting, network) overlaps.
 RETRIEVAL_CONCURRENCY = 4
 ECHO_LIMIT = 2000  # a long paste is echoed shortened in the user's bubble; the search gets the full text
-RELATED_K = 3
 
 INTRO = """\
 ## MindSpore FAQ bot · MindSpore 常见问题助手
@@ -120,202 +120,129 @@ def _echo(text: str) -> str:
     return escape_markdown(text)
 
 
-def _api_question(question: Any) -> str:
-    """The API's question as text; a wrong type is refused with a message the client sees (never a traceback)."""
-    if not isinstance(question, str):
-        raise gr.Error(f"question must be a string, not {type(question).__name__}.")
-    return scrub_text(question)
-
-
-def _api_k(k: Any) -> int:
-    """`k` as a whole number from 1 to 50 ("3" and 3.0 accepted); anything else is refused with a message."""
-    low, high = NUMERIC_RANGES["k"]
-    if isinstance(k, str):
-        k = k.strip()
-    try:
-        return check_number("k", k, low, high, integer=True)
-    except SettingsError:
-        raise gr.Error(f"k must be a whole number from {low:g} to {high:g}, not {str(k)[:40]!r}.") from None
-
-
 def _plain(question: str) -> str:
     """A button label: buttons show text as is, so markdown code ticks would show as stray backticks."""
     return question.replace("`", "")
 
 
+def _refuse(exc: InputError, where: str) -> gr.Error:
+    """An input error as the message the client sees; logged as one line, never a traceback."""
+    log.info("%s refused: %s", where, exc.message)
+    return gr.Error(exc.message, print_exception=False)
+
+
+def _conversation(state: Any) -> Conversation:
+    """The chat's state: a Conversation (a fresh chat may still hold Gradio's initial empty value)."""
+    return state if isinstance(state, Conversation) else Conversation()
+
+
 class FaqChat:
-    """Everything the UI and the API do, with the retriever and the feedback store they share."""
+    """The browser chat and the Gradio API over one FaqService: parse Gradio's inputs, call, render."""
 
-    def __init__(self, retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BANDS, store: FeedbackStore | None = None):
-        self.retriever = retriever
-        self.settings = settings
+    def __init__(self, retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BANDS, store: FeedbackStore | None = None,
+                 health: dict | None = None):
+        store = store if store is not None else FeedbackStore.from_settings(settings)
+        self.service = FaqService(retriever, settings, store, health)
         self.bands = bands
-        self.store = store if store is not None else FeedbackStore.from_settings(settings)
-        self.versions = ["latest", *[v for v in retriever.versions if v != "latest"], "all"]
-        self.components = list(retriever.components)
 
-    # --- retrieval -----------------------------------------------------------------------------------------
+    @property
+    def retriever(self) -> Any:
+        return self.service.retriever
 
-    def _check_filters(self, version: str | None, component: str | None) -> tuple[str, str | None]:
-        for name, value in (("version", version), ("component", component)):
-            if value is not None and not isinstance(value, str):
-                raise gr.Error(f"{name} must be a string or empty, not {type(value).__name__}.")
-        version = version or "latest"
-        if version not in self.versions:
-            raise gr.Error(f"Unknown version {version!r}: use one of {', '.join(self.versions)}.")
-        component = component or None
-        if component is not None and component not in self.components:
-            raise gr.Error(f"Unknown component {component!r}: use one of {', '.join(self.components)}, or leave it empty.")
-        return version, component
+    @property
+    def store(self) -> Any:
+        return self.service.store
 
-    def lookup(self, question: str, version: str | None = "latest", component: str | None = None, k: int | None = None,
-               history: list[str] | None = None) -> tuple[SearchResult, list[Hit]]:
-        """The search result and, for an answered question, its related entries. `history`: the earlier user
-        questions of this conversation, oldest first, so a follow-up is understood (conversation.py)."""
-        version, component = self._check_filters(version, component)
-        question = scrub_text(question)  # lone surrogates (JSON "\ud800") would break the tokenizer
+    def lookup(self, question: Any, version: Any = "latest", component: Any = None, k: Any = None,
+               history: Any = None, where: str = "the chat") -> Answer:
         try:
-            history = [scrub_text(h) for h in clean_history(history)]
-        except HistoryError as exc:
-            raise gr.Error(f"{exc}.") from None
-        result = search_in_context(self.retriever, question, history, k=k or self.settings.k, version=version,
-                                   component=component)
-        related: list[Hit] = []
-        if result.in_scope and result.hits:
-            related = list(self.retriever.related(result.hits[0].item.id, result.lang, k=RELATED_K,
-                                                  version=version, component=component))
-        return result, related
-
-    def _log_off_topic(self, result: SearchResult) -> None:
-        if result.in_scope or not result.query.strip():
-            return
-        top = result.hits[0] if result.hits else None
-        try:
-            self.store.record(
-                result.query,
-                OFF_TOPIC,
-                item_id=top.item.id if top else None,
-                score=result.confidence if top else None,
-                lang=result.lang,
-                in_scope=False,
-            )
-        except Exception as e:  # feedback must never break an answer
-            log.warning("could not log an off-topic question to %s: %s", self.store.path, e)
+            return self.service.answer(question, history, k=k, version=version, component=component)
+        except InputError as exc:
+            raise _refuse(exc, where) from None
 
     # --- API -----------------------------------------------------------------------------------------------
 
     def ask(self, question: str, version: str = "latest", component: str = "", history: list[str] | None = None) -> str:
         """Answer a question as markdown: the FAQ entry, confidence, version, component and links. `history`
         (optional): the earlier questions of the conversation, oldest first, for follow-ups such as "那 GPU 版本呢？"."""
-        result, related = self.lookup(_api_question(question), version, component, history=history)
-        self._log_off_topic(result)
-        return render_markdown(result, self.bands, related)
+        answer = self.lookup(question, version, component, history=history, where="/ask")
+        return render_markdown(answer.result, self.bands, answer.related)
 
     def search(self, question: str, k: int = 5, version: str = "latest", component: str = "",
                history: list[str] | None = None) -> dict:
         """The ranked FAQ entries for a question as JSON (the `faqbot ask --json` object); answers' links are
         limited to safe schemes. `history` (optional): the earlier questions of the conversation, oldest first."""
-        question, k = _api_question(question), _api_k(k)
-        result, _ = self.lookup(question, version, component, k=k, history=history)
-        out = result.to_dict()
-        for answer in out["answers"]:
-            answer["answer"] = safe_links(answer["answer"])
-        return out
+        try:
+            k = self.service.check_k(k, required=True)  # the API's k may not be null
+        except InputError as exc:
+            raise _refuse(exc, "/search") from None
+        return self.lookup(question, version, component, k=k, history=history, where="/search").to_dict()
 
     # --- chat ----------------------------------------------------------------------------------------------
 
-    def respond(self, message: str, history: list[dict], version: str, component: str, answers: dict):
+    def respond(self, message: str, history: list[dict], version: str, component: str, conversation: Any):
         """One chat turn: the user's bubble, the answer bubble with 2–4 clickable follow-up questions."""
         history = list(history or [])
-        answers = dict(answers or {})
+        conversation = _conversation(conversation)
         message = scrub_text(message) if isinstance(message, str) else ""  # echoed too: no lone surrogate
         if not message.strip():
             gr.Info(EMPTY_MESSAGE)
-            return "", history, answers
-        result, related = self.lookup(message, version, component, history=_asked(answers))
-        self._log_off_topic(result)
+            return "", history, conversation
+        answer = self.lookup(message, version, component, history=conversation)
         reply = {
             "role": "assistant",
-            "content": render_markdown(result, self.bands, related, list_suggestions=False),
-            "options": [{"value": q, "label": _plain(q)} for q in suggestions(result, related)],
+            "content": render_markdown(answer.result, self.bands, answer.related, list_suggestions=False),
+            "options": [{"value": q, "label": _plain(q)} for q in suggestions(answer.result, answer.related)],
         }
         history += [{"role": "user", "content": _echo(message)}, reply]
-        top = result.hits[0] if result.hits else None
-        answers[len(history) - 1] = {
-            "question": result.query,
-            "item_id": top.item.id if top else None,
-            "score": result.confidence if top else None,
-            "lang": result.lang,
-            "in_scope": result.in_scope,
-            "level": result.match,
-        }
-        return "", history, answers
+        return "", history, conversation.then(answer.turn, message=len(history) - 1)
 
-    def respond_to_click(self, history: list[dict], version: str, component: str, answers: dict, evt: gr.SelectData,
-                         request: gr.Request = None):
-        """A clicked suggestion or example asks itself. A suggestion clicked right after a "not covered" or
-        related-only reply is evidence that the user's earlier wording meant the clicked entry."""
+    def respond_to_click(self, history: list[dict], version: str, component: str, conversation: Any,
+                         evt: gr.SelectData, request: gr.Request = None):
+        """A clicked suggestion or example asks itself; the service decides whether the click is evidence."""
         value = evt.value
         question = value.get("text", "") if isinstance(value, dict) else str(value or "")
-        before = _last_answer(answers)
-        out = self.respond(question, history, version, component, answers)
-        after = _last_answer(out[2])
-        if before and after and after is not before and after["in_scope"] and after["item_id"] and _unresolved(before):
-            self.store.record(before["question"], LIKE, kind="click", item_id=after["item_id"], lang=before["lang"],
-                              in_scope=False, session=_session(request))
+        before = _conversation(conversation).last()
+        out = self.respond(question, history, version, component, conversation)
+        self.service.click(before, out[2].last(), _session(request))
         return out
 
-    def vote(self, answers: dict, evt: gr.LikeData, request: gr.Request = None) -> None:
-        """Queue a thumbs up/down with the question and answer it is about (never waits on the database). A liked
-        answer right after a "not covered" reply also records the earlier wording as a rephrasing of it."""
+    def vote(self, conversation: Any, evt: gr.LikeData, request: gr.Request = None) -> None:
+        """Queue a thumbs up/down on the answer it is about (never waits on the database)."""
+        conversation = _conversation(conversation)
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        meta = (answers or {}).get(index) or (answers or {}).get(str(index))
-        if meta is None or evt.liked not in (True, False):
+        turn = conversation.at_message(index) if isinstance(index, int) else None
+        if turn is None or evt.liked not in (True, False):
             return  # a vote withdrawn, or on a message without an answer
-        session = _session(request)
-        self.store.record(
-            meta["question"],
-            LIKE if evt.liked else DISLIKE,
-            item_id=meta["item_id"],
-            score=meta["score"],
-            lang=meta["lang"],
-            in_scope=meta["in_scope"],
-            session=session,
-        )
-        before = _last_answer(answers, before=int(index))
-        if evt.liked and meta["item_id"] and meta["in_scope"] and before and _unresolved(before) \
-                and wording_key(before["question"]) != wording_key(meta["question"]):
-            self.store.record(before["question"], LIKE, kind="rephrase", item_id=meta["item_id"], lang=before["lang"],
-                              in_scope=False, session=session)
+        self.service.vote(turn, evt.liked, _session(request), before=conversation.last(before_message=index))
+
+
+API_NAMES = ("ask", "search")
+
+
+def complete_api_call(api: str, data: Any) -> Any:
+    """The inputs of a Gradio API call, completed with the defaults of the inputs added since the client was
+    written: `/ask` took 3 (question, version, component) and `/search` 4 (question, k, version, component)
+    before `history`. Gradio itself wants every input and would refuse such a call."""
+    if api not in API_NAMES or not isinstance(data, list):
+        return data
+    params = list(inspect.signature(getattr(FaqChat, api)).parameters.values())[1:]  # after self
+    missing = params[len(data):]
+    if not missing or any(p.default is inspect.Parameter.empty for p in missing):
+        return data
+    return [*data, *(p.default for p in missing)]
 
 
 def _session(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
 
-def _last_answer(answers: dict | None, before: int | None = None) -> dict | None:
-    """The metadata of the latest answer in this chat (before message `before`, when given)."""
-    keys = [int(k) for k in (answers or {}) if str(k).isdigit() and (before is None or int(k) < before)]
-    return (answers or {}).get(max(keys)) or (answers or {}).get(str(max(keys))) if keys else None
-
-
-def _asked(answers: dict | None) -> list[str]:
-    """The user's earlier questions in this chat, oldest first: the history a follow-up is answered with."""
-    keys = sorted(int(k) for k in (answers or {}) if str(k).isdigit())
-    metas = [(answers or {}).get(k) or (answers or {}).get(str(k)) for k in keys]
-    return [m["question"] for m in metas if m and (m.get("question") or "").strip()]
-
-
-def _unresolved(meta: dict) -> bool:
-    """A reply that did not settle the question: "not covered", or related entries only."""
-    return bool((meta.get("question") or "").strip()) and (not meta.get("in_scope") or meta.get("level") == "related")
-
-
-def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BANDS, store: FeedbackStore | None = None) -> gr.Blocks:
-    """The Blocks app around a loaded retriever. Start it with `launch()` (or `demo.launch(**launch_options(demo))`),
-    which also serves the plain REST routes of rest.py on the same port."""
+def build_blocks(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BANDS, store: FeedbackStore | None = None,
+                 health: dict | None = None) -> gr.Blocks:
+    """The Blocks app (the chat and the Gradio API) around a loaded retriever; `demo.faqbot_chat` is its FaqChat.
+    server.build_app adds the REST routes and the request limits around it."""
     _bound_gradio_growth()
-    chat = FaqChat(retriever, settings, bands=bands, store=store)
+    chat = FaqChat(retriever, settings, bands=bands, store=store, health=health)
     chat.store.start()  # connects and migrates off the request path; warns once if feedback cannot be saved
     retrieval = {"concurrency_id": "retrieval", "concurrency_limit": RETRIEVAL_CONCURRENCY}
 
@@ -350,7 +277,7 @@ def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BAND
             sanitize_html=True,
             buttons=["copy"],
         )
-        answers = gr.State({})
+        answers = gr.State(Conversation())  # the conversation: its turns and the bubbles that show them
         with gr.Row():
             question = gr.Textbox(
                 placeholder="Type a question · 输入问题（中文或英文）",
@@ -370,14 +297,14 @@ def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BAND
         chatbot.option_select(chat.respond_to_click, [chatbot, version, component, answers], [question, chatbot, answers], **ui)
         chatbot.example_select(chat.respond_to_click, [chatbot, version, component, answers], [question, chatbot, answers], **ui)
         chatbot.like(chat.vote, [answers], None, api_visibility="private", concurrency_id="feedback", concurrency_limit=2)
-        chatbot.clear(lambda: {}, None, answers, api_visibility="private", queue=False)
+        chatbot.clear(Conversation, None, answers, api_visibility="private", queue=False)
 
         demo.load(None, None, None, js=FOLD_FILTERS_ON_PHONE, api_visibility="private", queue=False)
         gr.api(chat.ask, api_name="ask", **retrieval)
         gr.api(chat.search, api_name="search", **retrieval)
 
     demo.queue(max_size=64, default_concurrency_limit=RETRIEVAL_CONCURRENCY)
-    demo.faqbot_rest = RestApi(chat, workers=getattr(retriever.embedder, "instances", 1), health=_index_health(settings))
+    demo.faqbot_chat = chat
     return demo
 
 
@@ -395,56 +322,3 @@ def _bound_gradio_growth() -> None:
     """Gradio reads these when its queue is created (in `gr.Blocks` and `queue()`), so before building."""
     for key, value in GRADIO_GROWTH_SETTINGS.items():
         os.environ.setdefault(key, value)
-
-
-def _index_health(settings: Settings) -> dict:
-    """Checked once when the app is built (it hashes the corpus pages); /healthz reports it."""
-    try:
-        from faqbot.index import index_status
-
-        ok, message = index_status(settings.model_index_dir, settings.model, settings.corpus_dir)
-    except Exception as exc:  # noqa: BLE001 - a health check must not stop the app
-        return {"index_ok": True, "index_message": f"not checked ({type(exc).__name__}: {exc})"}
-    return {"index_ok": bool(ok), "index_message": message}
-
-
-def launch_options(demo: gr.Blocks | None = None) -> dict:
-    """What `launch()` needs besides host and port: look and feel (Gradio 6 moved theme and css there), the
-    session-state bound, and, given the app from `build_app`, the REST routes and the lifespan that prunes
-    finished sessions, passed to Gradio's FastAPI app as it is created (so they exist from the first request)."""
-    options = {"theme": THEME, "css": CSS, "footer_links": ["api"], "state_session_capacity": STATE_SESSION_CAPACITY}
-    rest = getattr(demo, "faqbot_rest", None)
-    if rest is not None:
-        options["app_kwargs"] = {"routes": rest.routes(), "lifespan": lifespan_with_pruning(demo)}
-    return options
-
-
-def launch(demo: gr.Blocks, host: str, port: int, share: bool = False, quiet: bool = False) -> None:
-    """Start serving in background threads: the chat, its Gradio API, `/api/search` and `/healthz`."""
-    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=quiet,
-                **launch_options(demo))
-
-
-def serve(demo: gr.Blocks, host: str, port: int, share: bool = False) -> None:
-    """Serve until interrupted. A share link that cannot be made is reported; the app keeps serving locally."""
-    launch(demo, host, port, share=share)
-    if share and not demo.share_url:
-        print(
-            "\nfaqbot: no public share link: Gradio could not reach its share server (this machine is offline or "
-            f"the frpc tunnel binary is missing). The chat is still served locally at {demo.local_url} ; "
-            "run without --share, or deploy as a Hugging Face Space (see README).",
-            flush=True,
-        )
-    demo.block_thread()
-
-
-def default_host() -> str:
-    """Hugging Face Spaces (and Docker setups) pass the address through Gradio's own variables."""
-    return os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
-
-
-def default_port() -> int:
-    try:
-        return int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
-    except ValueError:
-        return 7860

@@ -1,0 +1,155 @@
+"""The served app: the Gradio chat and API (web.py) and the REST routes (rest.py) on one server and port,
+behind the request limits. This is the one module that knows both front ends; they know only the service.
+
+    demo = build_app(retriever, settings)   # then launch(demo, host, port) or serve(...)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+from typing import Any
+
+import gradio as gr
+
+from faqbot.answer import DEFAULT_BANDS, Bands
+from faqbot.config import Settings, SettingsError
+from faqbot.feedback import FeedbackStore
+from faqbot.guard import HostGuard
+from faqbot.reload import IndexWatcher
+from faqbot.rest import RequestLimits, RestApi
+from faqbot.service import index_health
+from faqbot.web import CSS, STATE_SESSION_CAPACITY, THEME, build_blocks, complete_api_call
+
+
+PRUNE_SECONDS = 5.0
+API_CALL = re.compile(r"^/gradio_api/(?:call|run)/([a-z_]+)/?$")  # a plain-HTTP call of a named Gradio API
+
+
+def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BANDS, store: FeedbackStore | None = None) -> gr.Blocks:
+    """The Blocks app around a loaded retriever, with the REST routes over the same service. Start it with
+    `launch()` (or `demo.launch(**launch_options(demo))`), which serves both on one port."""
+    demo = build_blocks(retriever, settings, bands=bands, store=store, health=index_health(settings))
+    chat = demo.faqbot_chat
+    chat.store.start()  # connects and migrates off the request path; warns once if feedback cannot be saved
+    demo.faqbot_rest = RestApi(chat.service, workers=getattr(retriever.embedder, "instances", 1))
+    # an approved alternate (or a rebuilt index) is served within seconds, without a restart (reload.py)
+    demo.faqbot_watcher = IndexWatcher(settings, chat.service, chat.service.index_health, settings.reload_seconds).start()
+    return demo
+
+
+def _rewrite(path: str, body: bytes) -> bytes:
+    """An old client's plain-HTTP Gradio API call with its missing trailing inputs filled in
+    (web.complete_api_call); any other body as it is."""
+    api = API_CALL.match(path)
+    if not api:
+        return body
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body  # Gradio answers a body that is not JSON itself
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        return body
+    data = complete_api_call(api.group(1), payload["data"])
+    if data is payload["data"]:
+        return body
+    return json.dumps({**payload, "data": data}).encode("utf-8")
+
+
+def launch_options(demo: gr.Blocks | None = None) -> dict:
+    """What `launch()` needs besides host and port: look and feel (Gradio 6 moved theme and css there), the
+    session-state bound, errors shown to API clients (`show_error`: a refused input carries its message, never
+    `{"error": null}`), and, given the app from `build_app`, the REST routes, the request limits and the
+    lifespan that prunes finished sessions, passed to Gradio's FastAPI app as it is created."""
+    options = {"theme": THEME, "css": CSS, "footer_links": ["api"], "state_session_capacity": STATE_SESSION_CAPACITY,
+               "show_error": True}
+    rest = getattr(demo, "faqbot_rest", None)
+    if rest is not None:
+        from starlette.middleware import Middleware
+
+        options["app_kwargs"] = {"routes": rest.routes(), "lifespan": lifespan_with_pruning(demo),
+                                 "middleware": [Middleware(HostGuard, allowed_hosts=rest.service.settings.allowed_hosts),
+                                                Middleware(RequestLimits, service=rest.service, rewrite=_rewrite)]}
+    return options
+
+
+def launch(demo: gr.Blocks, host: str, port: int, share: bool = False, quiet: bool = False) -> None:
+    """Start serving in background threads: the chat, its Gradio API, `/api/search` and `/healthz`."""
+    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=quiet,
+                **launch_options(demo))
+
+
+def serve(demo: gr.Blocks, host: str, port: int, share: bool = False) -> None:
+    """Serve until interrupted. A share link that cannot be made is reported; the app keeps serving locally."""
+    launch(demo, host, port, share=share)
+    if share and not demo.share_url:
+        print(
+            "\nfaqbot: no public share link: Gradio could not reach its share server (this machine is offline or "
+            f"the frpc tunnel binary is missing). The chat is still served locally at {demo.local_url} ; "
+            "run without --share, or deploy as a Hugging Face Space (see README).",
+            flush=True,
+        )
+    demo.block_thread()
+
+
+def default_host() -> str:
+    """Hugging Face Spaces (and Docker setups) pass the address through Gradio's own variables."""
+    return os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+
+
+def default_port() -> int:
+    """$GRADIO_SERVER_PORT (plain digits, 1-65535) or 7860; anything else is a SettingsError in one line."""
+    text = os.environ.get("GRADIO_SERVER_PORT", "").strip() or "7860"
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise SettingsError(f"GRADIO_SERVER_PORT={text[:40]!r} is not a port number; give one from 1 to 65535, "
+                            "or pass --port")
+    return int(text)
+
+
+# ------------------------------------------------------------------------------------------ Gradio's growth bounds
+
+
+def prune_finished_sessions(queue: Any) -> int:
+    """Drop the session keys of Gradio's `Queue.pending_event_ids_session` whose event set is empty.
+
+    Why this touches a Gradio internal: Gradio 6.31 (the newest release) removes each finished event id from
+    its session's set but never the session key, and every plain-HTTP API call is a new session. The dict grows
+    by one key per call forever (10,839 after 10,839 calls), and `GET /gradio_api/call/<api>/<event_id>` scans
+    it linearly, so each call gets slower. No setting bounds it. Only empty sets are dropped: an empty set means
+    the session has no event waiting, which is exactly when Gradio itself would drop it (`clean_events`). Run it
+    on the server's event loop, where Gradio reads and writes this dict, so it never interleaves with them."""
+    pending = getattr(queue, "pending_event_ids_session", None)
+    if not isinstance(pending, dict):
+        return 0
+    empty = [session for session, ids in list(pending.items()) if not ids]
+    for session in empty:
+        if not pending.get(session, True):
+            pending.pop(session, None)
+    return len(empty)
+
+
+def lifespan_with_pruning(blocks: Any, every: float = PRUNE_SECONDS):
+    """A FastAPI lifespan (given to Gradio's app through `launch(app_kwargs=...)`) that prunes finished
+    sessions every few seconds on the server's own event loop."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(every)
+                queue = getattr(blocks, "_queue", None)
+                if queue is not None:
+                    prune_finished_sessions(queue)
+
+        task = asyncio.create_task(loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    return lifespan
