@@ -1264,7 +1264,7 @@ def ask_jsonl_marginal(index_dir: Path, questions: list[str], env: dict) -> dict
     """`faqbot ask --jsonl`: the wall time of N questions minus that of 1, per extra question (fresh processes,
     the shipped index); what a user pays per question once the process is up."""
     def run(qs: list[str]) -> float:
-        cmd = faqbot_command() + ["ask", "--no-rebuild", "--index", str(index_dir), "--jsonl"]
+        cmd = faqbot_command() + ["ask", "--index", str(index_dir), "--jsonl"]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, input="\n".join(json.dumps({"query": q}, ensure_ascii=False) for q in qs) + "\n",
                               capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=1800)
