@@ -669,7 +669,7 @@ def build_parser(config=None) -> argparse.ArgumentParser:
     """The parser; its description and --component help name `config`'s corpus (default: the corpus of the
     environment's settings)."""
     if config is None:
-        config = _argv_config([])
+        config = argv_corpus_config([])
     parser = argparse.ArgumentParser(prog="faqbot", description=config.help_text)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add, _ in _SUBCOMMANDS.values():
@@ -684,7 +684,7 @@ def build_parser(config=None) -> argparse.ArgumentParser:
     return parser
 
 
-def _argv_config(argv: list[str]):
+def argv_corpus_config(argv: list[str]):
     """The corpus config of the corpus a command line names (--corpus X, else $FAQBOT_CORPUS, else the
     default): read before parsing, so --help already speaks of that corpus. Never fails: defaults instead."""
     from faqbot.corpus_config import CorpusConfig, CorpusConfigError, load_corpus_config
@@ -716,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):  # a lone surrogate or an odd locale must not kill the output
             stream.reconfigure(errors="replace" if stream is sys.stdout else "backslashreplace")
     argv = _clean_argv(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_argv_config(argv))
+    parser = build_parser(argv_corpus_config(argv))
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help(sys.stderr)
