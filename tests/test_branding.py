@@ -14,34 +14,21 @@ from pathlib import Path
 
 import pytest
 
+from conftest import BRANDED_DIR
 from faqbot import cli
 from faqbot.config import Settings
 from faqbot.service import FaqService
 
 REPO = Path(__file__).resolve().parents[1]
-BRANDED = Path(__file__).parent / "fixtures" / "faqs" / "branded"
+BRANDED = BRANDED_DIR
 OFF_TOPIC = "What is the capital of France?"
 SEARCH = "https://gadget.example/search?q=" + urllib.parse.quote(OFF_TOPIC)
 ISSUE = "https://git.example/gadget/issues/new?title=" + urllib.parse.quote(OFF_TOPIC)
 
 
-@pytest.fixture(scope="module")
-def gadget_retriever(fake_embedder):
-    from faqbot.index import build_index
-    from faqbot.lexical import LexicalIndex
-    from faqbot.search import Retriever
-    from faqbot.sources import load_corpus
-
-    corpus = load_corpus(BRANDED)
-    assert not corpus.problems and len(corpus.items) == 4
-    index = build_index(corpus, fake_embedder, None, progress=False, reuse=False)
-    lexical = LexicalIndex.build(index.items, index.manifest.get("corpus_fingerprint") or "")
-    return Retriever(index, lexical, fake_embedder)
-
-
 @pytest.fixture
-def gadget(gadget_retriever, tmp_path):
-    return FaqService(gadget_retriever, Settings(corpus_dir=BRANDED, feedback_db=tmp_path / "fb.sqlite3"))
+def gadget(branded_retriever, tmp_path):
+    return FaqService(branded_retriever, Settings(corpus_dir=BRANDED, feedback_db=tmp_path / "fb.sqlite3"))
 
 
 def test_the_service_reads_the_corpus_config_once_from_the_settings(gadget):
@@ -97,9 +84,9 @@ def test_rest_api_search_answers_with_the_corpus_links(gadget):
 
 
 @pytest.fixture
-def gadget_cli(gadget_retriever, monkeypatch):
+def gadget_cli(branded_retriever, monkeypatch):
     """`faqbot ask/chat --corpus BRANDED` over the fixture retriever (the real command, the model stubbed out)."""
-    monkeypatch.setattr(cli, "_load_retriever", lambda args: (gadget_retriever, None))
+    monkeypatch.setattr(cli, "_load_retriever", lambda args: (branded_retriever, None))
 
 
 def test_cli_ask_shows_the_corpus_texts_and_links(gadget_cli, capsys):
