@@ -31,7 +31,7 @@ def _port(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     # Arguments first: a bad one is reported at once, before Gradio (seconds to import) is loaded.
-    from faqbot.cli import argv_corpus_config
+    from faqbot.cli import argv_corpus_config, with_corpus_flag
 
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=f"Serve the {argv_corpus_config(argv).display_title} chat in the browser.")
@@ -71,9 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         # a model id that cannot load is fixed by another id, and a missing calibration by a reinstall, not by
         # building an index
         needs_index = isinstance(e, IndexLoadError) and "faqbot index" not in str(e)
-        build = "faqbot index" + (f" --corpus {args.corpus}" if args.corpus is not None else "")
-        hint = f"\nRun `{build}` to build the index, then start the app again." if needs_index else ""
-        print(f"faqbot: cannot start the chat: {e}{hint}", file=sys.stderr)
+        hint = "\nRun `faqbot index` to build the index, then start the app again." if needs_index else ""
+        print(f"faqbot: cannot start the chat: {with_corpus_flag(f'{e}{hint}', args.corpus)}", file=sys.stderr)
         return 2
     demo = build_app(retriever, settings)
     try:

@@ -136,3 +136,20 @@ def test_no_mindspore_string_in_the_package_outside_its_bundled_config():
              if "mindspore" in line.lower()]
     assert found == []
     assert "mindspore" in (src / "corpora" / "mindspore.toml").read_text(encoding="utf-8").lower()
+
+
+def test_a_missing_index_names_the_corpus_in_the_command_to_run(tmp_path):
+    """`faqbot index` run bare would index the default corpus: both front doors say `--corpus X` too."""
+    import os
+    import shlex
+
+    faq = tmp_path / "our faq"
+    faq.mkdir()
+    (faq / "faq.csv").write_text("question,answer\nHow do I reset it?,Hold the button.\n", encoding="utf-8")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    want = f"run `faqbot index --corpus {shlex.quote(str(faq))}` to build it"
+    for command in ([sys.executable, "-m", "faqbot.cli", "ask", "--corpus", str(faq), "reset?"],
+                    [sys.executable, str(REPO / "app.py"), "--corpus", str(faq), "--port", "1"]):
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+        assert proc.returncode == 2 and want in proc.stderr, proc.stderr
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("manifest.json"))  # nothing built

@@ -332,7 +332,17 @@ def _load_retriever(args: argparse.Namespace):
     try:
         return Retriever.from_settings(settings, rebuild=False), None  # only `faqbot index` builds
     except (ModelError, IndexLoadError, CalibrationError) as exc:
-        return None, str(exc)
+        return None, with_corpus_flag(str(exc), getattr(args, "corpus", None))
+
+
+def with_corpus_flag(message: str, corpus) -> str:
+    """`message` with its `faqbot index` naming the corpus given with --corpus: run bare, it would index the
+    default corpus instead."""
+    if corpus is None:
+        return message
+    import shlex
+
+    return message.replace("`faqbot index`", f"`faqbot index --corpus {shlex.quote(str(corpus))}`")
 
 
 # ---------------------------------------------------------------- index
