@@ -57,6 +57,7 @@ class CorpusConfig:
     detect: tuple[str, ...] = ()  # globs: a folder holding any of them uses this config (bundled configs)
     products: tuple[str, ...] = ()  # product names a pasted environment line or API path starts with (paste.py)
     docs: dict = field(default_factory=dict)  # the "versioned-docs" layout's own settings (corpus.py)
+    facet_patterns: dict = field(default_factory=dict)  # how users name products, add-ons, versions (facets.py)
     path: str = ""  # the file it was read from ("" = defaults)
 
     @property
@@ -147,6 +148,9 @@ def parse_config(data: dict, where: str, default_name: str = "faq") -> CorpusCon
     docs = data.get("docs", {})
     if not isinstance(docs, dict):
         raise CorpusConfigError(f"{where}: `docs` must be a table")
+    facet_patterns = data.get("facet_patterns", {})
+    if not isinstance(facet_patterns, dict) or not isinstance(facet_patterns.get("products", {}), dict):
+        raise CorpusConfigError(f"{where}: `facet_patterns` must be a table (with a `products` table)")
     for key in ("name", "title", "layout", "version", "description"):
         if not isinstance(data.get(key, ""), str):
             raise CorpusConfigError(f"{where}: `{key}` must be a text")
@@ -169,6 +173,7 @@ def parse_config(data: dict, where: str, default_name: str = "faq") -> CorpusCon
         detect=tuple(detect),
         products=tuple(products),
         docs=dict(docs),
+        facet_patterns=dict(facet_patterns),
         path=where,
     )
 
