@@ -11,6 +11,7 @@ held-out splits. Everything goes through `Retriever.rank`, the one ranking decis
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -93,6 +94,16 @@ def _persist_queries(retriever: Retriever, path: Path) -> None:
     atexit.register(lambda: np.savez(path, texts=np.array(list(cache)), vectors=np.stack(list(cache.values()))))
 
 
+def _follow_up_scale() -> Logistic:
+    """The written-question answer model the follow-up rule was tuned on: the stored `follow_up`, else `answer`."""
+    try:
+        stored = Calibration.from_json(json.loads(CALIBRATION_FILE.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"--real keeps the follow-up scale of {CALIBRATION_FILE}, which cannot be read ({exc}); "
+                         "restore it (git checkout) or run without --real first") from None
+    return stored.follow_up or stored.answer
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", action="store_true", help=f"write {CALIBRATION_FILE.name}")
@@ -159,11 +170,15 @@ def main() -> None:
     print(f"  chosen cover={best_c} (the lowest with the best real precision while written precision stays >= "
           f"{TARGET_PRECISION})")
 
-    params = replace(RankingParams(), lexical_weight=best_w, segment_discount=best_d, lexical_reach=best_r,
-                     cause_cover=best_c)
+    shipped = RankingParams()
+    if (best_w, best_d) != (shipped.lexical_weight, shipped.segment_discount):
+        print(f"\nthe fit uses the shipped lexical_weight={shipped.lexical_weight}, segment_discount="
+              f"{shipped.segment_discount}: the follow-up rule's cases and the paraphrase test were set on them")
+    best_w, best_d = shipped.lexical_weight, shipped.segment_discount
+    params = replace(shipped, cause_cover=best_c)
     # --real: the answer model also learns from the real tuning questions, with the causal-error cover and the
-    # product conflict as features. Not the shipped fit: it moves the confidence scale that the follow-up rule's
-    # constants (conversation.ContextRule) were chosen on (docs/retrieval.md, "Real users' questions")
+    # product conflict as features. That moves the confidence scale; the follow-up rule's gates (conversation.
+    # ContextRule) were chosen on the written answer model, so that model is kept beside it as `follow_up`
     fit_on = tune + real_tune if args.real else tune
     judged = judge(retriever, fit_on, params)
     names = FEATURES if args.real else SCOPE_FEATURES
@@ -188,7 +203,8 @@ def main() -> None:
                               note=f"fit by scripts/calibrate.py on the tuning split ({len(tune)} questions"
                                    + (f", {len(real_tune)} real ones weighted {REAL_WEIGHT:g}" if args.real else "") + "); "
                                    f"lexical_weight={best_w}, segment_discount={best_d}, lexical_reach={best_r}, "
-                                   f"cause_cover={best_c}")
+                                   f"cause_cover={best_c}",
+                              follow_up=_follow_up_scale() if args.real else None)
     retriever.calibration = calibration
     mr = metrics(judge(retriever, real_tune, params))
     print(f"\n## Real tuning questions with this calibration: R@1 {mr.r1:.3f} R@3 {mr.r3:.3f}, asserted {mr.asserted} "
