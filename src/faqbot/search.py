@@ -76,6 +76,8 @@ class Ranking:
     confidence: float  # calibrated probability that the first item answers the question
     match: str  # "answer" | "related" | "none"
     message: str = ""
+    # the confidence on the scale the follow-up rule is tuned on (Calibration.follow_up_prob); None: `confidence`
+    follow_up_confidence: float | None = None
 
     @property
     def in_scope(self) -> bool:
@@ -209,7 +211,8 @@ class Retriever:
             match = "related"  # another product's or version's entry: shown, not asserted
         if match == "answer" and signal.cause and signals["err_cover"] < p.cause_cover:
             match = "related"  # the user's error is not the entry's
-        return Ranking(query, text, lang, order, final, signals, confidence, match, message)
+        return Ranking(query, text, lang, order, final, signals, confidence, match, message,
+                       self.calibration.follow_up_prob(signals))
 
     def search(
         self,
