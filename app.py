@@ -1,4 +1,4 @@
-"""Start the faqbot chat in the browser: `python app.py --corpus PATH [--host 127.0.0.1] [--port 7860] [--share]`.
+"""Start the faqbot chat in the browser: `python app.py --corpus FOLDER [--host 127.0.0.1] [--port 7860] [--share]`.
 
 Also the Hugging Face Space entry point (README front-matter `app_file: app.py`). The model and the index load
 once, here. The first start, with no index yet, builds it from the corpus (progress on stderr), then serves; a
@@ -32,11 +32,15 @@ def _port(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     # Arguments first: a bad one is reported at once, before Gradio (seconds to import) is loaded.
-    parser = argparse.ArgumentParser(description="Serve the MindSpore FAQ chat in the browser.")
+    from faqbot.cli import argv_corpus_config, with_corpus_flag
+
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=f"Serve the {argv_corpus_config(argv).display_title} chat in the browser.")
+    parser.add_argument("--corpus", type=Path, help="folder of FAQ files (default $FAQBOT_CORPUS; the MindSpore FAQ: "
+                        "corpus/README.md); its own index is found with no other flag, and built on the first start")
     parser.add_argument("--host", help="address to listen on (default $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 for every interface)")
     parser.add_argument("--port", type=_port, help="port, 1-65535 (default $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link (needs internet)")
-    parser.add_argument("--corpus", type=Path, help="folder of FAQ pages (default $FAQBOT_CORPUS; see corpus/README.md)")
     parser.add_argument("--index", type=Path, help="index folder, built there on the first start (default index/, or $FAQBOT_INDEX)")
     args = parser.parse_args(argv)
 
@@ -59,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = settings_from_env().with_(corpus_dir=args.corpus, index_dir=args.index)
+        if args.corpus is not None and not args.corpus.is_dir():
+            raise SettingsError(f"--corpus {args.corpus} is not a folder; give the folder holding your FAQ files")
     except SettingsError as e:
         print(f"faqbot: cannot start the chat: {e}", file=sys.stderr)
         return 2
@@ -69,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         # corpus by --corpus, not by building an index
         needs_index = isinstance(e, IndexLoadError) and "faqbot index" not in str(e) and "--corpus" not in str(e)
         hint = "\nRun `faqbot index` to build the index, then start the app again." if needs_index else ""
-        print(f"faqbot: cannot start the chat: {e}{hint}", file=sys.stderr)
+        print(f"faqbot: cannot start the chat: {with_corpus_flag(f'{e}{hint}', args.corpus)}", file=sys.stderr)
         return 2
     demo = build_app(retriever, settings)
     try:

@@ -74,7 +74,8 @@ def test_a_damaged_index_is_refused_not_rebuilt(first_start):
 
 def test_no_index_and_no_corpus_says_how_to_give_one(first_start):
     with pytest.raises(MissingIndexError) as err:
-        Retriever.from_settings(Settings(index_dir=first_start.index_dir, model=first_start.model), rebuild="missing")
+        Retriever.from_settings(Settings(corpus_dir=None, index_dir=first_start.index_dir, model=first_start.model),
+                                rebuild="missing")
     assert "--corpus" in str(err.value) and "FAQBOT_CORPUS" in str(err.value) and "corpus/README.md" in str(err.value)
 
 
@@ -89,10 +90,13 @@ def test_a_corpus_folder_without_entries_is_refused_and_nothing_is_written(first
 
 
 @pytest.mark.slow  # imports Gradio
-def test_the_app_with_no_index_and_no_corpus_names_the_setting_in_one_line(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "FAQBOT_CORPUS"}
-    proc = subprocess.run([sys.executable, str(REPO / "app.py"), "--index", str(tmp_path / "index"), "--port", "7999"],
-                          capture_output=True, text=True, timeout=300, env={**env, "GRADIO_ANALYTICS_ENABLED": "False"})
+def test_the_app_with_no_index_and_a_corpus_without_entries_says_so_in_one_line(tmp_path):
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "pages" / "notes.md").write_text("# Notes\n\nNo questions here.\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(REPO / "app.py"), "--corpus", str(tmp_path / "pages"), "--index",
+                           str(tmp_path / "index"), "--port", "7999"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "cannot start the chat" in lines[0] and "--corpus" in lines[0], proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("faqbot: building")]
+    assert "cannot start the chat" in lines[-1] and "no FAQ entries found" in lines[-1], proc.stderr
+    assert not (tmp_path / "index" / "manifest.json").exists()

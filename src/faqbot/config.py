@@ -79,9 +79,10 @@ def check_number(name: str, value, low: float, high: float, *, integer: bool = F
 
 @dataclass(frozen=True)
 class Settings:
-    # None: not given. Opening an index then skips the corpus staleness check; anything that reads pages
-    # (building, stats, eval's labels) asks for it through `corpus()`.
-    corpus_dir: Path | None = None
+    # Default: the MindSpore FAQ at ../shared/corpus next to a source checkout (development and CI), when it is
+    # there. None: not given; opening an index then skips the corpus staleness check, and anything that reads
+    # pages (building, stats) asks for it through `corpus()`.
+    corpus_dir: Path | None = field(default_factory=lambda: DEFAULT_CORPUS if DEFAULT_CORPUS.is_dir() else None)
     index_dir: Path = field(default_factory=lambda: _default_dir("index"))
     model: str = DEFAULT_MODEL
     k: int = 5

@@ -344,18 +344,33 @@ def _row_key(model: str, mode: str, text: str) -> bytes:
     return hashlib.blake2b(f"{model}\0{mode}\0{text}".encode(), digest_size=8).hexdigest().encode()
 
 
+def entry_signature(entry: FaqEntry) -> tuple[str, str]:
+    """What an entry's rows are planned from: its question and answer (with the model and the token limits)."""
+    return entry.question, entry.answer
+
+
 def plan_rows(items: list[FaqItem], embedder, max_tokens: int = DEFAULT_CHUNK_TOKENS,
-              passage_tokens: int | None = PASSAGE_TOKENS) -> tuple[np.ndarray, list[str]]:
+              passage_tokens: int | None = PASSAGE_TOKENS, known: dict | None = None) -> tuple[np.ndarray, list]:
     """The row table and the text of each row, before embedding. `passage_tokens`: each entry gets one passage,
     its question and the start of its answer (faqbot.chunk.PASSAGE_TOKENS); None: the whole answer in chunks of
-    `max_tokens` (twice the build time for no gain on the dev set)."""
+    `max_tokens` (twice the build time for no gain on the dev set).
+
+    `known`: entry_signature -> [(kind, chunk, key)] of an older index planned with the same model and limits
+    (store.build passes it). An unchanged entry takes its rows from there, with None for texts (their vectors are
+    reused by key): the token counting that cuts passages was most of a one-entry rebuild."""
     limit = min(max_tokens, embedder.max_tokens)
     rows: list[tuple] = []
-    texts: list[str] = []
+    texts: list = []
     for item_idx, item in enumerate(items):
         for lang in item.langs:
             entry = item.entries[lang]
             lang_no = LANGS.index(lang)
+            planned = (known or {}).get(entry_signature(entry))
+            if planned:
+                for kind, chunk_no, key in planned:
+                    rows.append((item_idx, lang_no, kind, chunk_no, key))
+                    texts.append(None)
+                continue
             question = cut_to_tokens(entry.question.strip(), embedder.token_count, limit)
             rows.append((item_idx, lang_no, KIND_Q, 0, _row_key(embedder.name, "query", question)))
             texts.append(question)

@@ -40,7 +40,7 @@ class RankingParams:
     lexical_weight: float = 0.15
     lexical_floor: float = 2.0
     # BM25 may reorder entries whose meaning is this close to the best dense score, not overturn a clear gap: one
-    # shared word ("remove") in a tensor entry outvoted "How to uninstall MindSpore?" for "How can I remove MindSpore
+    # shared word ("remove") in a tensor entry outvoted "How to uninstall <product>?" for "How can I remove <product>
     # from my machine?" at a dense gap of 0.116 (issue 19; chosen on the tuning splits; None: no limit)
     lexical_reach: float | None = 0.1
     oov_penalty: float = 0.10  # the legacy confidence signal: top - oov_penalty*oov + lexical_evidence*log1p(bm25)
@@ -76,6 +76,8 @@ class Ranking:
     confidence: float  # calibrated probability that the first item answers the question
     match: str  # "answer" | "related" | "none"
     message: str = ""
+    # the confidence on the scale the follow-up rule is tuned on (Calibration.follow_up_prob); None: `confidence`
+    follow_up_confidence: float | None = None
 
     @property
     def in_scope(self) -> bool:
@@ -210,7 +212,8 @@ class Retriever:
             match = "related"  # another product's or version's entry: shown, not asserted
         if match == "answer" and signal.cause and signals["err_cover"] < p.cause_cover:
             match = "related"  # the user's error is not the entry's
-        return Ranking(query, text, lang, order, final, signals, confidence, match, message)
+        return Ranking(query, text, lang, order, final, signals, confidence, match, message,
+                       self.calibration.follow_up_prob(signals))
 
     def search(
         self,

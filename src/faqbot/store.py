@@ -59,6 +59,7 @@ from faqbot.index import (
     corpus_fingerprint,
     items_from_json,
     items_to_json,
+    entry_signature,
     make_faiss_index,
     plan_rows,
 )
@@ -606,6 +607,27 @@ def _embed_missing(rows: np.ndarray, texts: list[str], vectors: np.ndarray, todo
     return len(todo_ids)
 
 
+def _known_plans(reuse: FaqIndex | None, embedder, limit: int, passage_tokens: int | None) -> dict:
+    """entry_signature -> the entry's own rows (kind, chunk, key) in `reuse`, when it was planned with the same
+    model and token limits; plan_rows then skips cutting the passages of every unchanged entry."""
+    if reuse is None or reuse.model != embedder.name or reuse.dim != embedder.dim or not len(reuse.rows):
+        return {}
+    manifest = reuse.manifest
+    if manifest.get("chunk_max_tokens") != limit or manifest.get("passage_max_tokens") != (
+            min(passage_tokens, limit) if passage_tokens else None):
+        return {}
+    by_entry: dict[tuple[int, int], list] = {}
+    for row in reuse.rows[~is_alternate_row(reuse.rows)]:
+        by_entry.setdefault((int(row["item"]), int(row["lang"])), []).append(
+            (int(row["kind"]), int(row["chunk"]), bytes(row["key"])))
+    out: dict = {}
+    for (item_no, lang_no), planned in by_entry.items():
+        entry = reuse.items[item_no].entries.get(LANGS[lang_no])
+        if entry is not None:  # entries with the same text (a page in two versions) have the same rows
+            out.setdefault(entry_signature(entry), planned)
+    return out
+
+
 def _reuse_vectors(rows: np.ndarray, vectors: np.ndarray, reuse: FaqIndex | None, embedder) -> np.ndarray:
     """Copy vectors of rows whose exact text `reuse` embedded with the same model; returns what is left to do."""
     todo = np.ones(len(rows), bool)
@@ -693,7 +715,8 @@ def build(
     alts = _with_source_alternates(alts, corpus.alternates)
     limit = min(max_tokens, embedder.max_tokens)
 
-    base_rows, base_texts = plan_rows(items, embedder, max_tokens, passage_tokens)
+    base_rows, base_texts = plan_rows(items, embedder, max_tokens, passage_tokens,
+                                      known=_known_plans(reuse, embedder, limit, passage_tokens))
     alt_rows, alt_texts = _alternate_rows(alts, pos, embedder, limit)
     rows, order = _merge_rows(base_rows, alt_rows)
     all_texts = base_texts + alt_texts
