@@ -25,10 +25,10 @@ class SettingsError(ValueError):
 
 
 # The FAQ pages are another party's files: read from where they live, never shipped (corpus/README.md).
-# The MindSpore FAQ as published next to a source checkout (development and CI); its index is index/.
+# The default FAQ as published next to a source checkout (development and CI); its index is index/.
 DEFAULT_CORPUS = _REPO_ROOT.parent / "shared" / "corpus"
 NO_CORPUS = ("no corpus given; pass --corpus PATH or set FAQBOT_CORPUS to the folder of FAQ pages "
-             "(the MindSpore FAQ: ../shared/corpus, or a folder made by scripts/get_mindspore_faq.sh; see corpus/README.md)")
+             "(the default FAQ: ../shared/corpus next to the project, or a folder made as corpus/README.md says)")
 
 
 # Numeric settings and their sane range: (low, high), both inclusive. A value outside (or NaN/inf) would
@@ -79,7 +79,7 @@ def check_number(name: str, value, low: float, high: float, *, integer: bool = F
 
 @dataclass(frozen=True)
 class Settings:
-    # Default: the MindSpore FAQ at ../shared/corpus next to a source checkout (development and CI), when it is
+    # Default: the FAQ at ../shared/corpus next to a source checkout (development and CI), when it is
     # there. None: not given; opening an index then skips the corpus staleness check, and anything that reads
     # pages (building, stats) asks for it through `corpus()`.
     corpus_dir: Path | None = field(default_factory=lambda: DEFAULT_CORPUS if DEFAULT_CORPUS.is_dir() else None)
@@ -116,7 +116,7 @@ class Settings:
 
     @property
     def corpus_index_dir(self) -> Path:
-        """index_dir, except for another corpus than the default one (the MindSpore FAQ at DEFAULT_CORPUS) with no
+        """index_dir, except for another corpus than the default one (the FAQ at DEFAULT_CORPUS) with no
         index given (--index or FAQBOT_INDEX): that corpus's own folder, <cache>/faqbot/indexes/<folder name>-<hash
         of its path> (<cache> = $XDG_CACHE_HOME or ~/.cache), so indexing another FAQ never writes over the
         default's index. No corpus named: index_dir."""
