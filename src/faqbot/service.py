@@ -87,10 +87,10 @@ class Answer:
         out = self.result.to_dict()
         for answer in out["answers"]:
             answer["answer"] = safe_markdown(answer["answer"])  # as the chat shows it: raw HTML as text
+        links = []  # the corpus's "search the docs" / "open an issue" when nothing answers, the question filled in
         if self.config is not None and self.result.match == "none" and self.result.query.strip():
             links = self.config.fallback_links(self.result.query, self.result.lang)
-            if links:  # the corpus's "search the docs" / "open an issue", the question filled in
-                out["fallback_links"] = [{"label": label, "url": url} for label, url in links]
+        out["fallback_links"] = [{"label": label, "url": url} for label, url in links]  # always there: one shape
         return out
 
     def markdown(self, bands: Bands = DEFAULT_BANDS, list_suggestions: bool = True) -> str:
@@ -106,7 +106,7 @@ def error_object(query: Any, message: str) -> dict:
     """The JSON object of a refused question: the usual keys (so readers need no special case) and `error`."""
     text = scrub_text(query if isinstance(query, str) else "")[:MAX_QUERY_CHARS]
     return {"query": text, "lang": detect_lang(text), "match": "none", "in_scope": False, "confidence": 0.0,
-            "answers": [], "error": message}
+            "answers": [], "fallback_links": [], "error": message}
 
 
 # ------------------------------------------------------------------------------------------------ JSON bodies
