@@ -303,11 +303,35 @@ def _latest_mask(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndar
     if index is not None and len(index.rows):
         q_rows = np.flatnonzero(index.rows["kind"] == KIND_Q)
         owner = index.rows["item"][q_rows]
-        sims = index.vectors[q_rows] @ index.vectors[q_rows].T
-        newer = ranks[owner][None, :] < ranks[owner][:, None]  # column item is newer than row item
-        close = (sims >= NEAR_DUPLICATE) & newer
-        mask[np.unique(owner[close.any(axis=1)])] = False
+        mask[np.unique(owner[_has_newer_near_duplicate(index.vectors[q_rows], ranks[owner])])] = False
     return mask
+
+
+def _has_newer_near_duplicate(vectors: np.ndarray, ranks: np.ndarray, k: int = 16) -> np.ndarray:
+    """For each question vector: is one of a newer version (lower rank) at cosine >= NEAR_DUPLICATE?
+
+    FAISS k-NN over the question vectors, memory n x k rather than an n x n matrix: a row whose k-th neighbour
+    is still that close may have a newer one further down, so only those rows are asked again with 2k. Exact."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n = len(vectors)
+    found = np.zeros(n, bool)
+    if n == 0:
+        return found
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+    todo = np.arange(n)
+    k = min(k, n)
+    while len(todo):
+        sims, ids = flat.search(vectors[todo], k)
+        close = (ids >= 0) & (sims >= NEAR_DUPLICATE) & (ranks[np.maximum(ids, 0)] < ranks[todo][:, None])
+        found[todo] = close.any(axis=1)
+        if k >= n:
+            break
+        todo = todo[~found[todo] & (sims[:, -1] >= NEAR_DUPLICATE)]
+        k = min(2 * k, n)
+    return found
 
 
 def _load_or_build_lexical(settings: Settings, embedder: Embedder, rebuild: bool = False) -> tuple[FaqIndex, LexicalIndex]:

@@ -318,12 +318,18 @@ def check_filters(version: Any, component: Any, versions: Sequence[str], compone
     return Filters(version, component)
 
 
-def index_health(settings: Settings) -> dict:
-    """Checked once when an app starts (it hashes the corpus pages); /healthz reports it."""
+def index_health(settings: Settings, index: Any = None) -> dict:
+    """Checked once when an app starts (it hashes the corpus pages); /healthz reports it. `index`: the one the
+    retriever opened, read as it is (its files were checked when it was opened); without it the folder in
+    `settings` is opened and checked."""
     try:
-        from faqbot.index import index_status
+        from faqbot import store
 
-        ok, message = index_status(settings.model_index_dir, settings.model, settings.corpus_dir)
+        if index is not None:
+            ok, message = store.opened_status(index, getattr(index, "path", None) or settings.model_index_dir,
+                                              settings.model, settings.corpus_dir)
+        else:
+            ok, message = store.index_status(settings.model_index_dir, settings.model, settings.corpus_dir)
     except Exception as exc:  # noqa: BLE001 - a health check must not stop the app
         return {"index_ok": True, "index_message": f"not checked ({type(exc).__name__}: {exc})"}
     return {"index_ok": bool(ok), "index_message": message}
