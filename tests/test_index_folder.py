@@ -175,3 +175,17 @@ def test_index_does_not_import_store():
     assert not any("index" in c for c in import_graph.cycles(edges))
     assert frozenset({"index", "store"}) not in import_graph.KNOWN_CYCLES
     assert import_graph.problems(edges, third) == []
+
+
+def test_own_oov_is_the_oov_of_evidence_without_scoring_bm25_again(fake_retriever, monkeypatch):
+    from faqbot.conversation import own_oov
+
+    lexical = fake_retriever.lexical
+    for query in (*QUERIES, "LoRA fine-tuning in Excel", "", "???"):
+        assert lexical.oov(query) == lexical.evidence(query)[1]
+    calls = []
+    real = lexical.bm25.get_scores
+    monkeypatch.setattr(lexical.bm25, "get_scores", lambda words: calls.append(words) or real(words))
+    values = [own_oov(fake_retriever, q) for q in ("那 Windows 呢", "and on Ascend?", "LoRA 微调")]
+    assert calls == []
+    assert values[2] > values[0] and 0.0 <= min(values) and max(values) <= 1.0
