@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "faqbot"
 
 LAYERS: list[tuple[str, ...]] = [
     ("__init__", "config", "text", "schema", "chunk", "paste", "calibration", "privacy", "feedback_learning",
-     "feedback_reports", "feedback", "corpus_config",
+     "feedback_reports", "feedback", "corpus_config", "facets",
      "guard"),  # basics
     ("corpus", "sources", "alternates", "devset"),  # reading FAQs
     ("embed", "lexical"),

@@ -16,7 +16,10 @@ from faqbot import store
 from faqbot.config import Settings
 from faqbot.index import FaqIndex
 from faqbot.lexical import LexicalIndex
-from faqbot.search import NEAR_DUPLICATE, VERSION_ORDER, _has_newer_near_duplicate, _latest_mask
+from faqbot.search import (
+    NEAR_DUPLICATE, TWIN_ANSWER, TWIN_QUESTION, VERSION_ORDER, _answer_grams, _close_newer_pairs, _latest_mask,
+    _newest_twin,
+)
 from faqbot.service import index_health
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,26 +131,33 @@ def test_the_health_line_reads_the_opened_index_without_opening_or_hashing_it_ag
     assert (stale["index_ok"], stale["index_message"]) == store.index_status(built.path, built.dense.model, corpus_dir)
 
 
-def _latest_mask_n_by_n(items, index) -> np.ndarray:
-    """The mask as it was computed before k-NN: an n x n product of all question vectors."""
+def _newest_twin_n_by_n(items, index) -> np.ndarray:
+    """_newest_twin as it was computed before k-NN: an n x n product of all question vectors."""
     from faqbot.index import KIND_Q
 
-    mask = _latest_mask(items)  # the text rule alone
+    newest = _newest_twin(items)  # the text rule alone
     ranks = np.array([VERSION_ORDER.get(it.version, 9) for it in items])
     q_rows = np.flatnonzero(index.rows["kind"] == KIND_Q)
     owner = index.rows["item"][q_rows]
     sims = index.vectors[q_rows] @ index.vectors[q_rows].T
     newer = ranks[owner][None, :] < ranks[owner][:, None]
-    close = (sims >= NEAR_DUPLICATE) & newer
-    mask[np.unique(owner[close.any(axis=1)])] = False
-    return mask
+    for a, b in zip(*np.nonzero((sims >= TWIN_QUESTION) & newer)):
+        row, col = int(owner[a]), int(owner[b])
+        if sims[a, b] < NEAR_DUPLICATE:
+            ga, gb = _answer_grams(items[row]), _answer_grams(items[col])
+            if len(ga & gb) < TWIN_ANSWER * max(1, len(ga | gb)):
+                continue
+        if ranks[col] < ranks[newest[row]]:
+            newest[row] = col
+    return newest
 
 
-def test_the_knn_near_duplicate_mask_equals_the_n_by_n_one_on_the_real_index(shipped_index):
+def test_the_knn_near_duplicates_equal_the_n_by_n_ones_on_the_real_index(shipped_index):
     items = shipped_index.items
-    knn = _latest_mask(items, shipped_index)
-    np.testing.assert_array_equal(knn, _latest_mask_n_by_n(items, shipped_index))
-    assert (knn != _latest_mask(items)).any()  # the vectors hide rewrites the text rule misses
+    knn = _newest_twin(items, shipped_index)
+    np.testing.assert_array_equal(knn, _newest_twin_n_by_n(items, shipped_index))
+    assert (knn != _newest_twin(items)).any()  # the vectors find rewrites the text rule misses
+    np.testing.assert_array_equal(_latest_mask(items, shipped_index), knn == np.arange(len(items)))
 
 
 def test_the_knn_search_widens_past_k_when_the_k_nearest_are_all_older_duplicates():
@@ -160,8 +170,10 @@ def test_the_knn_search_widens_past_k_when_the_k_nearest_are_all_older_duplicate
     vecs = np.concatenate([vecs, far])
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     ranks = np.array([1] * 40 + [0] + [1] * 5)
-    found = _has_newer_near_duplicate(vecs, ranks, k=4)
-    assert found[:40].all() and not found[40:].any()
+    pairs = _close_newer_pairs(vecs, ranks, NEAR_DUPLICATE, k=4)
+    assert [(a, b) for a, b, _ in pairs] == [(a, 40) for a in range(40)]
+    sims = vecs @ vecs.T
+    assert all(abs(sim - sims[a, b]) < 1e-5 for a, b, sim in pairs)
 
 
 def test_index_does_not_import_store():

@@ -607,12 +607,15 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
                         "'all' ignores the split)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--misses", action="store_true", help="also list the questions the final ranking got wrong")
+    p.add_argument("--no-real", action="store_true",
+                   help="skip the real users' questions (../shared/real-questions, or FAQBOT_REAL_QUESTIONS)")
     _add_model_options(p)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from faqbot.evaluate import (CHANNELS, by_language, evaluate, format_levels_table, format_table, judge,
-                                 load_dev_data, load_devset, split_devset)
+    from faqbot.evaluate import (CHANNELS, RealQuestionsError, by_language, evaluate, format_levels_table,
+                                 format_real_table, format_table, judge, load_dev_data, load_devset,
+                                 load_real_questions, reliability, split_devset, split_real)
 
     paths = args.devset or None
     for devset in paths or []:
@@ -634,21 +637,41 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     levels = {side: by_language(j) for side, j in judged.items()}
     report_on = questions if args.split == "all" else [q for side in chosen for q in splits[side]]
     channels = {ch: evaluate(retriever, report_on, ch) for ch in CHANNELS}
+    real, real_note = {}, ""
+    if not args.no_real:  # real users' questions, split by issue tracker (faqbot.devset.split_real)
+        try:
+            real_sides = split_real(load_real_questions(retriever.items))
+            real = {side: judge(retriever, real_sides[side] if side != "all" else [q for qs in real_sides.values() for q in qs])
+                    for side in chosen}
+        except RealQuestionsError as exc:
+            real_note = f"real questions skipped: {exc}"
     if args.json:
         print(json.dumps({"levels": {s: {lang: m.as_dict() for lang, m in r.items()} for s, r in levels.items()},
-                          "channels": {ch: {lang: m.as_dict() for lang, m in r.items()} for ch, r in channels.items()}},
+                          "channels": {ch: {lang: m.as_dict() for lang, m in r.items()} for ch, r in channels.items()},
+                          "real": {s: {**by_language(j)["all"].as_dict(), "reliability": reliability(j).as_dict()}
+                                   for s, j in real.items()}},
                          indent=2))
+        if real_note:
+            print(real_note, file=sys.stderr)
         return 0
     sources = sorted({q.source for q in questions})
     print(f"dev data: {', '.join(sources)} ({len(questions)} questions; split by FAQ page: "
           f"tune {len(splits['tune'])}, heldout {len(splits['heldout'])}), model: {retriever.embedder.name}")
     print(format_levels_table(levels))
+    if real:
+        print("\nreal users' questions (issue trackers, split by repository; 'right' = the labelled entry first):")
+        print(format_real_table(real))
+    elif real_note:
+        print(f"\n{real_note}")
     print("\nranking by channel on the same questions (levels are calibrated for 'final' only):")
     print(format_table(channels))
     if args.misses:
         for side, per_lang in levels.items():
             for miss in per_lang["all"].misses:
                 print(json.dumps({"split": side, **miss}, ensure_ascii=False))
+        for side, js in real.items():
+            for miss in by_language(js)["all"].misses:
+                print(json.dumps({"split": "real-" + side, **miss}, ensure_ascii=False))
     return 0
 
 

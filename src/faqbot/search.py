@@ -17,6 +17,7 @@ from .index import KIND_Q, FaqIndex
 from .lexical import LexicalIndex
 from .schema import LANGS, FaqItem, Hit, SearchResult
 from .calibration import Calibration, load_calibration
+from .facets import detect as detect_facets
 from .paste import PasteSignal, paste_signal
 from .text import detect_lang, to_simplified
 
@@ -24,6 +25,7 @@ MAX_QUERY_CHARS = 2000  # longer pastes are cut: the model reads ~512 tokens any
 VERSION_ORDER = {"master": 0, "r1.1": 1}  # newest first
 VERSION_CHOICES = ("latest", "master", "r1.1", "all")
 NEAR_DUPLICATE = 0.975  # cosine of two question vectors that ask the same thing
+TWIN_QUESTION, TWIN_ANSWER = 0.95, 0.5  # a reworded question over the same answer (see _newest_twin)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class RankingParams:
 
     lexical_weight: float = 0.15
     lexical_floor: float = 2.0
+    # BM25 may reorder entries whose meaning is this close to the best dense score, not overturn a clear gap: one
+    # shared word ("remove") in a tensor entry outvoted "How to uninstall MindSpore?" for "How can I remove MindSpore
+    # from my machine?" at a dense gap of 0.116 (issue 19; chosen on the tuning splits; None: no limit)
+    lexical_reach: float | None = 0.1
     oov_penalty: float = 0.10  # the legacy confidence signal: top - oov_penalty*oov + lexical_evidence*log1p(bm25)
     lexical_evidence: float = 0.05
     segment_discount: float = 0.0
@@ -44,6 +50,12 @@ class RankingParams:
     # clearly closer than the entry's own question; chosen on the tune pages of scripts/simulate_learning.py
     alternate_discount: float = 0.05
     answer_at: float | None = None  # None: the calibrated threshold
+    # an entry for another product or version (facets.py) is asserted only when this share of the causal error's
+    # words (IDF-weighted) is in it; 1.01 never
+    anchor_cover: float = 0.8
+    # a question quoting an error (paste.causal_error) is asserted only an entry holding this share of that error's
+    # words (IDF-weighted): a paste whose exception is not in the entry is the same kind of error, not this one
+    cause_cover: float = 0.3
     use_dense: bool = True
     use_lexical: bool = True
 
@@ -89,7 +101,9 @@ class Retriever:
         self._pos = {it.id: i for i, it in enumerate(self.items)}
         self._versions = np.array([VERSION_ORDER.get(it.version, 9) for it in self.items])
         self._components = np.array([it.component for it in self.items])
-        self._latest = _latest_mask(self.items, self.index)
+        self._component_set = frozenset(self._components.tolist())
+        self._newest = _newest_twin(self.items, self.index)
+        self._latest = self._newest == np.arange(len(self.items))
 
     # -- construction -------------------------------------------------------------------------------------
     @classmethod
@@ -173,7 +187,10 @@ class Retriever:
         if p.use_lexical:
             lex, oov = self.lexical.evidence(signal.lexical_text)
         if p.use_dense and p.use_lexical:
-            final = dense + p.lexical_weight * _lexical_bonus(np.where(mask, lex, 0.0), p.lexical_floor)
+            bonus = _lexical_bonus(np.where(mask, lex, 0.0), p.lexical_floor)
+            if p.lexical_reach is not None and mask.any():
+                bonus = np.where(dense >= dense[mask].max() - p.lexical_reach, bonus, 0.0)
+            final = dense + p.lexical_weight * bonus
         elif p.use_dense:
             final = dense
         else:
@@ -185,7 +202,13 @@ class Retriever:
             none = "没有符合这些筛选条件的 FAQ 条目。" if lang == "zh" else "No FAQ entry matches these filters."
             return Ranking(query, text, lang, order, final, {}, 0.0, "none", message or none)
         signals = _signals(final, dense, lex, oov, order, mask, signal, p, self.lexical)
+        conflict = detect_facets(query, self._component_set).conflict(self.items[int(order[0])])
+        signals["conflict"] = float(bool(conflict))
         confidence, match = self.calibration.decide(signals, p.answer_at)
+        if match == "answer" and conflict and signals["err_cover"] < p.anchor_cover:
+            match = "related"  # another product's or version's entry: shown, not asserted
+        if match == "answer" and signal.cause and signals["err_cover"] < p.cause_cover:
+            match = "related"  # the user's error is not the entry's
         return Ranking(query, text, lang, order, final, signals, confidence, match, message)
 
     def search(
@@ -279,6 +302,7 @@ def _signals(final: np.ndarray, dense: np.ndarray, lex: np.ndarray, oov: float, 
         "paste": float(signal.is_paste),
         "length": float(np.log1p(len(signal.dense_text))),
         "cover": lexical.coverage(signal.lexical_text, first) if p.use_lexical else 0.0,
+        "err_cover": lexical.coverage(signal.cause, first) if signal.cause else 0.0,
     }
 
 
@@ -286,52 +310,77 @@ def _question_key(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
-def _latest_mask(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndarray:
-    """True for each item unless the same question exists in a newer version.
+def _newest_twin(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndarray:
+    """For each item, the position of the newest copy of the same entry (itself when it has none).
 
-    "The same" is the same text in either language, or question vectors this close (measured on the bundled
-    corpus: r1.1/master pairs >= 0.978 are all rewrites; the nearest different questions score <= 0.957).
-    """
+    "The same" is the same text in either language, question vectors this close (measured on the bundled corpus:
+    r1.1/master pairs >= 0.978 are all rewrites; the nearest different questions score <= 0.957), or close questions
+    (>= TWIN_QUESTION) whose answers share most of their character 4-grams (>= TWIN_ANSWER: a reworded question over
+    the same answer; one such pair in the bundled corpus, "run only on Huawei NPUs/Ascend")."""
     ranks = np.array([VERSION_ORDER.get(it.version, 9) for it in items])
-    newest: dict[str, int] = {}
-    for it, rank in zip(items, ranks):
+    newest = np.arange(len(items))
+    by_key: dict[str, int] = {}
+    for pos in np.argsort(ranks, kind="stable"):  # newest versions first
+        for e in items[pos].entries.values():
+            by_key.setdefault(_question_key(e.question), int(pos))
+    for pos, it in enumerate(items):
         for e in it.entries.values():
-            key = _question_key(e.question)
-            newest[key] = min(newest.get(key, 99), rank)
-    mask = np.array([all(newest[_question_key(e.question)] >= rank for e in it.entries.values())
-                     for it, rank in zip(items, ranks)], dtype=bool)
+            other = by_key[_question_key(e.question)]
+            if ranks[other] < ranks[newest[pos]]:
+                newest[pos] = other
     if index is not None and len(index.rows):
         q_rows = np.flatnonzero(index.rows["kind"] == KIND_Q)
         owner = index.rows["item"][q_rows]
-        mask[np.unique(owner[_has_newer_near_duplicate(index.vectors[q_rows], ranks[owner])])] = False
-    return mask
+        grams: dict[int, set[str]] = {}
+        for a, b, sim in _close_newer_pairs(index.vectors[q_rows], ranks[owner], TWIN_QUESTION):
+            row, col = int(owner[a]), int(owner[b])
+            if sim < NEAR_DUPLICATE:
+                ga = grams.setdefault(row, _answer_grams(items[row]))
+                gb = grams.setdefault(col, _answer_grams(items[col]))
+                if len(ga & gb) < TWIN_ANSWER * max(1, len(ga | gb)):
+                    continue
+            if ranks[col] < ranks[newest[row]]:
+                newest[row] = col
+    return newest
 
 
-def _has_newer_near_duplicate(vectors: np.ndarray, ranks: np.ndarray, k: int = 16) -> np.ndarray:
-    """For each question vector: is one of a newer version (lower rank) at cosine >= NEAR_DUPLICATE?
+def _close_newer_pairs(vectors: np.ndarray, ranks: np.ndarray, threshold: float, k: int = 16) -> list[tuple[int, int, float]]:
+    """(a, b, cosine) for every pair of question vectors at cosine >= `threshold` where b is of a newer version
+    (lower rank), sorted by a then b.
 
-    FAISS k-NN over the question vectors, memory n x k rather than an n x n matrix: a row whose k-th neighbour
-    is still that close may have a newer one further down, so only those rows are asked again with 2k. Exact."""
+    FAISS k-NN over the question vectors, memory n x k rather than an n x n matrix: a row whose k-th neighbour is
+    still that close may have more further down, so only those rows are asked again with 2k. Exact."""
     import faiss
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(vectors)
-    found = np.zeros(n, bool)
+    pairs: list[tuple[int, int, float]] = []
     if n == 0:
-        return found
+        return pairs
     flat = faiss.IndexFlatIP(vectors.shape[1])
     flat.add(vectors)
-    todo = np.arange(n)
-    k = min(k, n)
+    todo, k = np.arange(n), min(k, n)
     while len(todo):
         sims, ids = flat.search(vectors[todo], k)
-        close = (ids >= 0) & (sims >= NEAR_DUPLICATE) & (ranks[np.maximum(ids, 0)] < ranks[todo][:, None])
-        found[todo] = close.any(axis=1)
-        if k >= n:
-            break
-        todo = todo[~found[todo] & (sims[:, -1] >= NEAR_DUPLICATE)]
-        k = min(2 * k, n)
-    return found
+        done = (sims[:, -1] < threshold) | (k >= n)
+        for r in np.flatnonzero(done):
+            a = int(todo[r])
+            keep = (ids[r] >= 0) & (sims[r] >= threshold) & (ranks[np.maximum(ids[r], 0)] < ranks[a])
+            pairs += [(a, int(b), float(sim)) for b, sim in zip(ids[r][keep], sims[r][keep])]
+        todo, k = todo[~done], min(2 * k, n)
+    return sorted(pairs)
+
+
+def _answer_grams(item: FaqItem) -> set[str]:
+    entry = item.entries.get("zh") or item.entry("en")
+    text = "".join(ch for ch in entry.answer.lower() if ch.isalnum())
+    return {text[k:k + 4] for k in range(max(1, len(text) - 3))}
+
+
+def _latest_mask(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndarray:
+    """True for each item unless the same entry exists in a newer version (_newest_twin)."""
+    newest = _newest_twin(items, index)
+    return newest == np.arange(len(items))
 
 
 def _load_or_build_lexical(settings: Settings, embedder: Embedder, rebuild: bool = False) -> tuple[FaqIndex, LexicalIndex]:
