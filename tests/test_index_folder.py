@@ -26,14 +26,19 @@ REPO = Path(__file__).resolve().parents[1]
 QUERIES = ("how to install MindSpore on Windows", "安装 MindSpore 报错", "MindInsight 启动失败", "summary 文件")
 
 
+def _settings(tmp_path, model) -> Settings:
+    return Settings(corpus_dir=tmp_path / "corpus-copy", index_dir=tmp_path / "index", model=model)
+
+
 @pytest.fixture
 def built(fake_corpus, fake_embedder, tmp_path) -> store.StoredIndex:
-    """The fixture corpus (a real copy of some pages) built and saved into tmp_path/corpus-copy/index."""
+    """The fixture corpus (a real copy of some pages) built and saved where its settings look for it."""
     corpus_dir = tmp_path / "corpus-copy"
     shutil.copytree(fake_corpus.root, corpus_dir)
     from faqbot.corpus import load_corpus
 
-    return store.build(load_corpus(corpus_dir), fake_embedder, tmp_path / "index", progress=False, reuse=False)
+    return store.build(load_corpus(corpus_dir), fake_embedder, _settings(tmp_path, fake_embedder.name).model_index_dir,
+                       progress=False, reuse=False)
 
 
 def test_faq_index_saves_and_loads_its_own_files(fake_retriever, tmp_path):
@@ -100,10 +105,13 @@ def test_apply_alternates_keeps_the_manifest_and_updates_its_alternates(built, f
     assert store.open_index(built.path).dense.manifest == after
 
 
-def test_the_health_line_reads_the_opened_index_without_opening_or_hashing_it_again(built, monkeypatch):
-    corpus_dir = built.path.parent / "corpus-copy"
-    opened = store.open_index(built.path, built.dense.model, corpus_dir)
-    settings = Settings(corpus_dir=corpus_dir, index_dir=built.path, model=built.dense.model)
+def test_the_health_line_reads_the_opened_index_without_opening_or_hashing_it_again(built, fake_embedder, tmp_path,
+                                                                                    monkeypatch):
+    from faqbot.corpus import load_corpus
+
+    settings = _settings(tmp_path, built.dense.model)
+    corpus_dir = settings.corpus_dir
+    opened = store.open_index(settings.model_index_dir, settings.model, corpus_dir)
     calls = {"sha256": 0, "open": 0}
     real_sha, real_open = store._sha256, store.open_index
 
@@ -129,6 +137,11 @@ def test_the_health_line_reads_the_opened_index_without_opening_or_hashing_it_ag
     stale = index_health(settings, opened.dense)
     assert not stale["index_ok"] and "changed since the index was built" in stale["index_message"]
     assert (stale["index_ok"], stale["index_message"]) == store.index_status(built.path, built.dense.model, corpus_dir)
+
+    calls.update(open=0)  # an index opened elsewhere (or built in memory) is not the settings' one: checked as before
+    in_memory = store.build(load_corpus(corpus_dir), fake_embedder, None, progress=False, reuse=False).dense
+    assert in_memory.path is None
+    assert index_health(settings, in_memory) == index_health(settings) and calls["open"] == 2
 
 
 def _newest_twin_n_by_n(items, index) -> np.ndarray:
