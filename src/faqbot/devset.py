@@ -27,7 +27,7 @@ class DevQuestion:
 
     @property
     def hard_negative(self) -> bool:
-        """A MindSpore question the FAQ does not answer, close to an entry that does not answer it."""
+        """An on-topic question the FAQ does not answer, close to an entry that does not answer it."""
         return not self.gold_ids and bool(self.near)
 
     @property

@@ -11,14 +11,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from faqbot.corpus_config import bundled_products
+
 PASTE_MIN_CHARS = 160  # shorter input is a question, read as it is
 MAX_PROSE_CHARS = 300
 MAX_ERROR_CHARS = 400
 
 _FRAME = re.compile(r'^\s*(File ".*", line \d+|at [\w.$<>]+\(|\[?\d+\]?\s*/.*\.(py|cc|cpp|h)[:(]\d+|#\d+\s+0x[0-9a-f]+)', re.I)
+# the bundled corpora's product names (corpora/*.toml `products`): "<product>: 2.3", "<product>.nn.Cell"
+_PRODUCTS = "|".join(re.escape(p) for p in bundled_products())
+_PRODUCT_KEYS = "".join(f"{re.escape(p)}|{re.escape(p)} version|" for p in bundled_products())
 _ENV_KEY = re.compile(
     r"^\s*[-*>#|]*\s*(\*\*)?\s*("
-    r"os|system|platform|python|mindspore|mindspore version|cuda|cudnn|cann|gcc|cmake|driver|firmware|hardware|"
+    r"os|system|platform|python|" + _PRODUCT_KEYS + r"cuda|cudnn|cann|gcc|cmake|driver|firmware|hardware|"
     r"device|gpu|cpu|npu|ascend|kernel|ubuntu|centos|euleros|debian|windows|macos|pip|conda|numpy|version|"
     r"environment|env|install(ed)? (via|by|with|from)|硬件|硬件环境|软件环境|环境|版本|操作系统|系统|驱动|芯片|安装方式"
     r")\b[^:：=]{0,24}[:：=]",
@@ -41,7 +46,7 @@ _ERROR_WORD = re.compile(
 _PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.\-@~+]+){2,}[\\/]?")  # /home/me/proj/train.py: the user's own names
 _TERMS = re.compile(
     r"\b\w*(?:Error|Exception)\b|\bE\d{4,6}\b|\b[A-Z]{2,}\d{3,}\b|\blib[\w+-]{1,80}\.so(?:\.\d+)*|"
-    r"\b(?:mindspore|ms|nn|ops|context|dataset)\.[\w.]+"
+    r"\b(?:" + (_PRODUCTS + "|" if _PRODUCTS else "") + r"ms|nn|ops|context|dataset)\.[\w.]+"
 )
 # boilerplate a run prints on its way: library warnings, progress bars. Discounted when a real error is there too.
 _BOILERPLATE = re.compile(

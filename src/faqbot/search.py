@@ -40,7 +40,7 @@ class RankingParams:
     lexical_weight: float = 0.15
     lexical_floor: float = 2.0
     # BM25 may reorder entries whose meaning is this close to the best dense score, not overturn a clear gap: one
-    # shared word ("remove") in a tensor entry outvoted "How to uninstall MindSpore?" for "How can I remove MindSpore
+    # shared word ("remove") in a tensor entry outvoted "How to uninstall <product>?" for "How can I remove <product>
     # from my machine?" at a dense gap of 0.116 (issue 19; chosen on the tuning splits; None: no limit)
     lexical_reach: float | None = 0.1
     oov_penalty: float = 0.10  # the legacy confidence signal: top - oov_penalty*oov + lexical_evidence*log1p(bm25)
