@@ -135,7 +135,7 @@ BRANDED_DIR = Path(__file__).parent / "fixtures" / "faqs" / "branded"  # a team'
 @pytest.fixture(scope="session")
 def branded_retriever(fake_embedder):
     """A Retriever over the branded fixture FAQ (tests/fixtures/faqs/branded), embedded by HashEmbedder."""
-    from faqbot.index import build_index
+    from faqbot.store import build_index
     from faqbot.lexical import LexicalIndex
     from faqbot.search import Retriever
 
