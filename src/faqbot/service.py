@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -346,12 +347,18 @@ def check_filters(version: Any, component: Any, versions: Sequence[str], compone
     return Filters(version, component)
 
 
-def index_health(settings: Settings) -> dict:
-    """Checked once when an app starts (it hashes the corpus pages); /healthz reports it."""
+def index_health(settings: Settings, index: Any = None) -> dict:
+    """Checked once when an app starts (it hashes the corpus pages); /healthz reports it. `index`: the one the
+    retriever opened from the settings' folder, read as it is (its files were checked when it was opened);
+    otherwise (none, or one built in memory or elsewhere) the folder in `settings` is opened and checked."""
     try:
-        from faqbot.index import index_status
+        from faqbot import store
 
-        ok, message = index_status(settings.model_index_dir, settings.model, settings.corpus_dir)
+        path = getattr(index, "path", None)
+        if path is not None and Path(path).resolve() == Path(settings.model_index_dir).resolve():
+            ok, message = store.opened_status(index, path, settings.model, settings.corpus_dir)
+        else:
+            ok, message = store.index_status(settings.model_index_dir, settings.model, settings.corpus_dir)
     except Exception as exc:  # noqa: BLE001 - a health check must not stop the app
         return {"index_ok": True, "index_message": f"not checked ({type(exc).__name__}: {exc})"}
     return {"index_ok": bool(ok), "index_message": message}
