@@ -196,7 +196,7 @@ def recall_figures(ranked: list[list[str]], rows: list[dict]) -> dict:
 
 def bench_build(corpus, embedder, out_dir: Path, max_items: int | None) -> dict:
     """Dense + BM25 index of the bundled corpus (or its first `max_items` items in --quick) into `out_dir`."""
-    from faqbot.index import build_index
+    from faqbot.store import build_index
     from faqbot.search import build_lexical
 
     if max_items:
@@ -851,7 +851,7 @@ def bench_settings():
 def serving_index(built_dir: Path, build: dict, corpus, embedder, workdir: Path) -> tuple[Path, str]:
     """The shipped index when it is current; else an index of the whole corpus in the temp dir."""
     from faqbot.config import Settings
-    from faqbot.index import index_status
+    from faqbot.store import index_status
 
     settings = bench_settings()
     shipped = Path(getattr(settings, "model_index_dir", settings.index_dir))

@@ -135,7 +135,7 @@ def fake_corpus(tmp_path_factory) -> Corpus:
 @pytest.fixture(scope="session")
 def fake_retriever(fake_corpus, fake_embedder):
     """A real Retriever (BM25 and all) over the fixture pages, embedded by HashEmbedder; built in memory."""
-    from faqbot.index import build_index
+    from faqbot.store import build_index
     from faqbot.lexical import LexicalIndex
     from faqbot.search import Retriever
 
@@ -163,7 +163,7 @@ BRANDED_DIR = Path(__file__).parent / "fixtures" / "faqs" / "branded"  # a team'
 @pytest.fixture(scope="session")
 def branded_retriever(fake_embedder):
     """A Retriever over the branded fixture FAQ (tests/fixtures/faqs/branded), embedded by HashEmbedder."""
-    from faqbot.index import build_index
+    from faqbot.store import build_index
     from faqbot.lexical import LexicalIndex
     from faqbot.search import Retriever
 
@@ -207,7 +207,8 @@ def real_index_dir(corpus_dir, request) -> Path:
     """index/, built from the corpus with the default model once (minutes on 2 cores), then reused by every
     later session while the corpus, its alternates and the model are unchanged (the manifest's fingerprints)."""
     from faqbot.embed import DEFAULT_MODEL
-    from faqbot.index import IndexLoadError, load_index
+    from faqbot.index import IndexLoadError
+    from faqbot.store import load_index
 
     try:
         load_index(INDEX_DIR, DEFAULT_MODEL, corpus_dir, rebuild=False)
@@ -274,7 +275,7 @@ def embedder():
 def shipped_index(real_index_dir):
     """The index the app serves (built from the corpus by `real_index_dir`), read once; tests never write to
     it (they damage copies)."""
-    from faqbot.index import read_index
+    from faqbot.store import read_index
 
     return read_index(real_index_dir)
 

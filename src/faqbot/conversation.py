@@ -155,11 +155,12 @@ def own_words(query: str) -> int:
 
 
 def own_oov(retriever: Any, query: str) -> float:
-    """Share of the follow-up's own word weight on words the FAQ never uses (BM25 only: no model call)."""
+    """Share of the follow-up's own word weight on words the FAQ never uses (BM25 vocabulary only: no model
+    call, and no second BM25 scoring of what `rank` already scored)."""
     cleaned, _ = clean_query(query)
     if not cleaned:
         return 1.0
-    return float(retriever.lexical.evidence(to_simplified(cleaned))[1])
+    return retriever.lexical.oov(to_simplified(cleaned))
 
 
 def level(result: Any) -> str:
