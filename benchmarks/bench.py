@@ -871,7 +871,7 @@ def run(cfg: dict) -> dict:
     # everything imported up front: a long run must not mix module versions if the code is edited meanwhile
     from faqbot import evaluate, web  # noqa: F401
     from faqbot.config import Settings
-    from faqbot.corpus import load_corpus
+    from faqbot.sources import load_corpus
     from faqbot.embed import load_embedder
     from faqbot.search import Retriever
 
@@ -1320,7 +1320,7 @@ def bench_serving(cfg: dict) -> dict:
     """Issue 12's figures in one run: model bound, idle in-process uncached latency, /api/search idle and under 16
     clients with its stage breakdown, Gradio /ask at 16 clients, and (unless --no-build) the index build."""
     from faqbot.config import Settings
-    from faqbot.corpus import load_corpus
+    from faqbot.sources import load_corpus
     from faqbot.embed import load_embedder
     from faqbot.search import Retriever
 

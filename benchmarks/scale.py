@@ -65,7 +65,7 @@ def base_vectors(index_dir: Path | None) -> tuple[np.ndarray, np.ndarray, str]:
         except Exception as exc:  # no or stale index: embed a sample of the corpus instead
             print(f"(could not read {index_dir}: {exc}; embedding corpus items)", file=sys.stderr)
     from faqbot.config import settings_from_env
-    from faqbot.corpus import load_corpus
+    from faqbot.sources import load_corpus
     from faqbot.embed import load_embedder
 
     settings = settings_from_env()

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from faqbot.config import settings_from_env
-from faqbot.corpus import load_corpus
+from faqbot.sources import load_corpus
 from faqbot.devset import label_devset
 
 path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "tests" / "data" / "devset.jsonl"

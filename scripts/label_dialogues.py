@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from faqbot.config import settings_from_env
-from faqbot.corpus import load_corpus
+from faqbot.sources import load_corpus
 from faqbot.devset import label_devset
 
 

@@ -25,7 +25,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from faqbot.config import Settings  # noqa: E402
-from faqbot.corpus import load_corpus  # noqa: E402
+from faqbot.sources import load_corpus  # noqa: E402
 from faqbot.schema import Corpus  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ import pytest
 import faqbot.store as store_mod
 from faqbot.alternates import Alternate, alternates_path, load_alternates
 from faqbot.config import Settings
-from faqbot.corpus import load_corpus
+from faqbot.sources import load_corpus
 from faqbot.feedback import LIKE, FeedbackStore
 from faqbot.index import StaleIndexError
 from faqbot.reload import IndexWatcher

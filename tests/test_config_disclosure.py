@@ -159,7 +159,7 @@ EVIL = ("### Q: How do I show a picture in the MindInsight summary?\n\n"
 
 def test_the_json_answer_has_no_raw_event_handlers(tmp_path, fake_corpus, fake_embedder):
     from faqbot.config import Settings
-    from faqbot.corpus import load_corpus
+    from faqbot.sources import load_corpus
     from faqbot.store import build_index
     from faqbot.lexical import LexicalIndex
     from faqbot.search import Retriever
@@ -197,11 +197,15 @@ def _get(port: int, path: str, headers: dict[str, str]) -> tuple[int, str]:
 
 
 @pytest.fixture(params=[(), ("127.0.0.1", "localhost")], ids=["any host", "allowed hosts"])
-def hosted_app(request, fake_retriever, tmp_path):
+def hosted_app(request, fake_retriever, fake_index_dir, fake_corpus, tmp_path):
+    from faqbot.config import Settings
     from test_vote_guard import _serve
 
     store = FeedbackStore(tmp_path / "fb.sqlite3")
-    demo, port = _serve(fake_retriever, store, reload_seconds=0, allowed_hosts=request.param)
+    # /healthz checks the fixture pages' own index folder, not whatever the default folder holds
+    settings = Settings(feedback_db=store.path, index_dir=fake_index_dir.parents[1], model=fake_retriever.embedder.name,
+                        corpus_dir=Path(fake_corpus.root))
+    demo, port = _serve(fake_retriever, store, settings, reload_seconds=0, allowed_hosts=request.param)
     yield port, request.param
     demo.close()
     store.close()
@@ -223,4 +227,5 @@ def test_an_unknown_host_is_refused_when_hosts_are_listed(hosted_app):
         assert status == 400 and "FAQBOT_ALLOWED_HOSTS" in body
     else:
         assert status == 200  # no list: a Space or a container does not know its public name
-    assert _get(port, "/healthz", {"Host": f"localhost:{port}"})[0] == 200
+    health = _get(port, "/healthz", {"Host": f"localhost:{port}"})
+    assert health[0] == 200, health[1]

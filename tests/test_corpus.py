@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from faqbot.corpus import heading_slug, load_corpus, normalise, pair_report
+from faqbot.corpus import heading_slug, normalise
+from faqbot.sources import load_corpus, pair_report
 
 EN_R11 = "mindspore-r1.1/docs/faq/source_en/"
 ZH_R11 = "mindspore-r1.1/docs/faq/source_zh_cn/"

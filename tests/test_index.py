@@ -399,7 +399,7 @@ def test_damaged_index_is_reported_and_rebuilt_when_allowed(damage, small_index_
 
 def test_failed_save_leaves_the_old_index_intact(small_index_dir, small_corpus_dir, tmp_path, monkeypatch, embedder):
     from faqbot import store
-    from faqbot.corpus import load_corpus
+    from faqbot.sources import load_corpus
 
     index_dir = tmp_path / "index"
     shutil.copytree(small_index_dir, index_dir)

@@ -35,7 +35,7 @@ def built(fake_corpus, fake_embedder, tmp_path) -> store.StoredIndex:
     """The fixture corpus (a real copy of some pages) built and saved where its settings look for it."""
     corpus_dir = tmp_path / "corpus-copy"
     shutil.copytree(fake_corpus.root, corpus_dir)
-    from faqbot.corpus import load_corpus
+    from faqbot.sources import load_corpus
 
     return store.build(load_corpus(corpus_dir), fake_embedder, _settings(tmp_path, fake_embedder.name).model_index_dir,
                        progress=False, reuse=False)
@@ -107,7 +107,7 @@ def test_apply_alternates_keeps_the_manifest_and_updates_its_alternates(built, f
 
 def test_the_health_line_reads_the_opened_index_without_opening_or_hashing_it_again(built, fake_embedder, tmp_path,
                                                                                     monkeypatch):
-    from faqbot.corpus import load_corpus
+    from faqbot.sources import load_corpus
 
     settings = _settings(tmp_path, built.dense.model)
     corpus_dir = settings.corpus_dir

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from faqbot.corpus import pair_report
+from faqbot.sources import pair_report
 from faqbot.corpus_config import CorpusConfig, CorpusConfigError, load_corpus_config, read_config
 from faqbot.sources import load_corpus, twin_key
 from faqbot.sources.lang import detect_lang, path_hint

@@ -524,7 +524,7 @@ def test_faqbot_index_picks_up_alternates_and_check_follows_them(small_corpus, t
     corpus = tmp_path / "corpus"
     shutil.copytree(small_corpus, corpus)
     index_dir = tmp_path / "index"
-    from faqbot.corpus import load_corpus
+    from faqbot.sources import load_corpus
 
     item = load_corpus(corpus).items[0].id
     append_alternates(alternates_path(corpus), [_alt("an approved other wording", item=item, lang="en")])

@@ -43,7 +43,7 @@ def _print_problems(corpus: Corpus) -> None:
 
 def corpus_stats(corpus: Corpus) -> dict:
     """Figures about a parsed corpus (the `faqbot stats --json` contract)."""
-    from faqbot.corpus import pair_report
+    from faqbot.sources import pair_report
 
     report = pair_report(corpus)
     return {
@@ -73,7 +73,7 @@ def _add_stats(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    from faqbot.corpus import load_corpus
+    from faqbot.sources import load_corpus
 
     settings = _settings(args)
     corpus = load_corpus(settings.corpus())
@@ -146,7 +146,7 @@ def _add_feedback(subparsers: argparse._SubParsersAction) -> None:
 
 def _faq_titles(settings: Settings) -> dict[str, str]:
     """Item id -> its question (English when there is one), to name the disliked answers; {} without a corpus."""
-    from faqbot.corpus import load_corpus
+    from faqbot.sources import load_corpus
 
     if settings.corpus_dir is None:
         return {}
@@ -200,7 +200,7 @@ def _feedback_purge(args: argparse.Namespace, settings: Settings, store) -> int:
 
 def _known_wordings(settings: Settings) -> dict[str, set[str]]:
     """Item id -> the wordings it already has (its questions in both languages), so they are not proposed."""
-    from faqbot.corpus import load_corpus
+    from faqbot.sources import load_corpus
     from faqbot.feedback import wording_key
 
     if settings.corpus_dir is None:
@@ -363,7 +363,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     2 bad input (empty or unknown model, no corpus, a broken alternates line)."""
     from faqbot import store
     from faqbot.alternates import AlternatesError, alternates_path
-    from faqbot.corpus import load_corpus
+    from faqbot.sources import load_corpus
     from faqbot.embed import ModelError, load_embedder
     from faqbot.index import IndexLoadError
 

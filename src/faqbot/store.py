@@ -806,7 +806,7 @@ def build(
 def rebuild_index(index_dir: str | Path, embedder, corpus_dir: str | Path, progress: bool = True) -> StoredIndex:
     """The explicit rebuild: parse the corpus, embed what changed (progress bar on stderr), save atomically."""
     from faqbot.config import NO_CORPUS
-    from faqbot.corpus import load_corpus
+    from faqbot.sources import load_corpus
 
     if corpus_dir is None:
         raise MissingIndexError(f"cannot build the index in {index_dir}: {NO_CORPUS}")

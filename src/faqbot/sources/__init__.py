@@ -253,3 +253,23 @@ def assemble(records: list[Record], config: CorpusConfig, problems: list[Problem
         for i in members:
             alternates += [(iid, entries[i].lang, a) for a in records[i].alternates]
     return entries, items, alternates
+
+
+def pair_report(corpus: Corpus) -> dict[str, dict]:
+    """Per page pair (keyed by the en page path, or the twin files' shared name): entries per side, pairs."""
+    report: dict[str, dict] = {}
+    for item in corpus.items:
+        any_entry = item.entry("en")
+        if "/source_en/" in any_entry.page or "/source_zh_cn/" in any_entry.page:
+            key = any_entry.page if any_entry.lang == "en" else docs_pages.twin_page(any_entry.page)
+        else:  # any team's twin files (faq.zh-CN.md / faq.en-US.md, zh/ and en/): their shared name
+            key = twin_key(any_entry.page)
+        r = report.setdefault(key, {"zh": 0, "en": 0, "paired": 0, "unpaired_zh": [], "unpaired_en": []})
+        for lang, e in item.entries.items():
+            r[lang] += 1
+        if item.bilingual:
+            r["paired"] += 1
+        else:
+            lang = item.langs[0]
+            r[f"unpaired_{lang}"].append(item.entries[lang].question)
+    return dict(sorted(report.items()))
