@@ -333,6 +333,18 @@ def test_replayed_image_answers_api_search_from_the_index_built_in_it(container)
 
 
 @pytest.mark.slow
+def test_replayed_image_gives_the_confidence_of_the_editable_install(container, retriever):
+    # a file the wheel dropped (calibration.json once was) would change the confidence, not the entry
+    base, _ = container
+    question = "How do I install MindSpore with pip?"
+    status, body = _http(f"{base}/api/search?{urllib.parse.urlencode({'q': question, 'k': 1})}")
+    here = retriever.search(question, k=1)
+    assert status == 200, body
+    assert body["answers"][0]["id"] == here.hits[0].item.id and body["match"] == here.match
+    assert body["confidence"] == pytest.approx(here.confidence, abs=1e-4)
+
+
+@pytest.mark.slow
 def test_replayed_image_saves_a_vote_in_its_data_volume_as_the_unprivileged_user(image, container):
     base, _ = container
     query = urllib.parse.urlencode({"q": "How do I install MindSpore with pip?", "k": 1})

@@ -83,6 +83,7 @@ def test_several_clients_are_served_at_once_from_one_loaded_index(web_app, retri
     with ThreadPoolExecutor(max_workers=len(questions)) as pool:
         results = list(pool.map(ask, questions))
     assert [r["query"] for r in results] == questions
+    assert all(r.pop("fallback_links") == [] for r in results)  # all covered: no "search the docs" links
     assert results == [retriever.search(q).to_dict() for q in questions]
 
 

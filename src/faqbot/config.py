@@ -84,6 +84,9 @@ class Settings:
     # pages (building, stats) asks for it through `corpus()`.
     corpus_dir: Path | None = field(default_factory=lambda: DEFAULT_CORPUS if DEFAULT_CORPUS.is_dir() else None)
     index_dir: Path = field(default_factory=lambda: _default_dir("index"))
+    # the index folder was given (--index, FAQBOT_INDEX, with_(index_dir=...)): used as it is for any corpus, even
+    # when it is the default folder's path (an installed package's default is ./index, which an image may name)
+    index_chosen: bool = False
     model: str = DEFAULT_MODEL
     k: int = 5
     # a SQLite file, or a postgresql:// URL (str) for a database shared by several app replicas
@@ -121,7 +124,7 @@ class Settings:
         of its path> (<cache> = $XDG_CACHE_HOME or ~/.cache), so indexing another FAQ never writes over the
         default's index. No corpus named: index_dir."""
         defaults = type(self)()
-        if self.index_dir != defaults.index_dir or self.corpus_dir is None:
+        if self.index_chosen or self.index_dir != defaults.index_dir or self.corpus_dir is None:
             return self.index_dir
         if Path(self.corpus_dir).resolve() == DEFAULT_CORPUS.resolve():
             return self.index_dir
@@ -158,7 +161,10 @@ class Settings:
         return Path(self.corpus_dir)
 
     def with_(self, **changes) -> "Settings":
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if "index_dir" in changes:
+            changes.setdefault("index_chosen", True)
+        return replace(self, **changes)
 
 
 def corpus_cache_index_dir(corpus_dir: Path | str) -> Path:
