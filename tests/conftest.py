@@ -154,6 +154,21 @@ def serve_asgi(app) -> tuple[int, Any]:
     return port, stop
 
 
+def launch_app(retriever, settings) -> tuple[str, Any]:
+    """The whole served app (chat, Gradio API, REST, limits, connection timeouts) started as `faqbot serve` does,
+    through `server.launch`, on a free port in this process: (base URL without a trailing slash, demo)."""
+    import socket
+
+    from faqbot.server import build_app, launch
+
+    demo = build_app(retriever, settings)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launch(demo, "127.0.0.1", port, quiet=True)
+    return demo.local_url.rstrip("/"), demo
+
+
 # --------------------------------------------------------------------------- real model and index (slow)
 
 

@@ -286,8 +286,15 @@ class RequestLimits:
             await _reply(send, 413, f"the request body is over {limit // 1024} KB; send a shorter request.")
             return
         chunks, size = [], 0
+        deadline = asyncio.get_running_loop().time() + settings.read_timeout_seconds  # a slowloris body
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - asyncio.get_running_loop().time(), 0.0))
+            except asyncio.TimeoutError:
+                log.info("%s refused (408): the body took over %g s", path, settings.read_timeout_seconds)
+                await _reply(send, 408, f"the request body took over {settings.read_timeout_seconds:g} s to arrive; "
+                             "send the whole request at once.", close=True)
+                return
             if message["type"] != "http.request":  # the client left
                 return
             chunk = message.get("body", b"")
@@ -319,8 +326,9 @@ class RequestLimits:
         await self.app(scope, replay, send)
 
 
-async def _reply(send: Any, status: int, message: str) -> None:
+async def _reply(send: Any, status: int, message: str, close: bool = False) -> None:
     body = json.dumps({"error": message}).encode("utf-8")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": headers + [(b"connection", b"close")] if close else headers})
     await send({"type": "http.response.body", "body": body})

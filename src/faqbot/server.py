@@ -17,6 +17,7 @@ import gradio as gr
 
 from faqbot.answer import DEFAULT_BANDS, Bands
 from faqbot.config import Settings, SettingsError
+from faqbot.connections import bound_connections
 from faqbot.feedback import FeedbackStore
 from faqbot.guard import HostGuard
 from faqbot.reload import IndexWatcher
@@ -80,6 +81,10 @@ def launch(demo: gr.Blocks, host: str, port: int, share: bool = False, quiet: bo
     """Start serving in background threads: the chat, its Gradio API, `/api/search` and `/healthz`."""
     demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=quiet,
                 **launch_options(demo))
+    chat = getattr(demo, "faqbot_chat", None)
+    if chat is not None:  # Gradio passes no options to uvicorn: idle and slow connections are bounded here
+        settings = chat.service.settings
+        bound_connections(getattr(demo, "server", None), settings.read_timeout_seconds, settings.idle_timeout_seconds)
 
 
 def serve(demo: gr.Blocks, host: str, port: int, share: bool = False) -> None:
