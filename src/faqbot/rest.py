@@ -259,6 +259,7 @@ class RestApi:
 # ------------------------------------------------------------------------------------------ limits at the door
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
+DRAIN_FACTOR = 4  # a body up to this many times its limit (at least max_request_bytes) is read before its 413
 
 
 class RequestLimits:
@@ -282,8 +283,12 @@ class RequestLimits:
         settings = self.service.settings
         limit = settings.max_body_bytes if path.startswith("/api/") else settings.max_request_bytes
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
-            await _reply(send, 413, f"the request body is over {limit // 1024} KB; send a shorter request.")
+        # A body over the limit is read and dropped (up to `drain` bytes) before the 413, so that the client, still
+        # sending, gets the message: answering at once and hanging up resets the connection, and the client's
+        # socket then drops the 413 unread. A larger body is answered at once.
+        drain = max(DRAIN_FACTOR * limit, settings.max_request_bytes)
+        if declared.isdigit() and int(declared) > drain:
+            await _reply(send, 413, f"the request body is over {limit // 1024} KB; send a shorter request.", close=True)
             return
         chunks, size = [], 0
         deadline = asyncio.get_running_loop().time() + settings.read_timeout_seconds  # a slowloris body
@@ -300,20 +305,25 @@ class RequestLimits:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _reply(send, 413, f"the request body is over {limit // 1024} KB; send a shorter request.")
-                return
+                chunks = []  # dropped: only its size counts now
+                if size > drain or not message.get("more_body"):
+                    log.info("%s refused (413): a body over %d bytes", path, limit)
+                    await _reply(send, 413, f"the request body is over {limit // 1024} KB; send a shorter request.",
+                                 close=size > drain)
+                    return
+                continue
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
         try:
             self.service.check_body(body, limit)
+            if self.rewrite is not None:  # may refuse too (InputError)
+                body = self.rewrite(path, body)
         except InputError as exc:
             log.info("%s refused (%d): %s", path, exc.status, exc.message)
             await _reply(send, exc.status, exc.message)
             return
-        if self.rewrite is not None:
-            body = self.rewrite(path, body)
         sent = False
 
         async def replay() -> dict:
