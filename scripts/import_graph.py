@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("answer",),  # rendering
     ("service",),  # the one front door
     ("web", "rest", "cli"),  # thin adapters
+    ("connections",),  # the HTTP server's connection timeouts
     ("server",),  # serves web and rest on one port
 ]
 # index <-> store: issue 22 part 3 (deferred). corpus <-> sources: the loaders of issue 20 reuse corpus.py's page

@@ -231,8 +231,10 @@ def test_old_gradio_calls_without_history_still_work_and_bad_ones_carry_a_messag
     assert event == "error" and "question must be a string" in out["error"]
     event, out = _gradio(app.port, "search", ["install", 0, "latest", "", None])
     assert event == "error" and "k must be a whole number" in out["error"]
-    event, out = _gradio(app.port, "ask", [])
-    assert event == "error" and out["error"]  # nothing at all: Gradio's own message, never null
+    for api, data in (("ask", []), ("search", ["install", 3, "latest", "", None, "extra"])):
+        # too few or too many inputs: refused at the door with the inputs to send (Gradio logged a traceback)
+        status, raw = _http(app.port, "POST", f"/gradio_api/call/{api}", json.dumps({"data": data}).encode())
+        assert status == 422 and f"/{api} takes" in json.loads(raw)["error"]
 
 
 @pytest.mark.parametrize("path", ["/api/search", "/api/feedback", "/gradio_api/call/ask", "/gradio_api/call/search"])
