@@ -169,6 +169,39 @@ def launch_app(retriever, settings) -> tuple[str, Any]:
     return demo.local_url.rstrip("/"), demo
 
 
+def post(url: str, body: bytes, content_type: str = "application/json", headers: dict | None = None,
+         timeout: float = 60.0) -> tuple[int, bytes]:
+    """POST as a careful client does: a body over the limit is answered 413 before it is all sent, and the
+    server then hangs up, so the answer is read even when sending the rest fails (urllib would raise instead)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    head = [f"POST {parts.path}?{parts.query} HTTP/1.1" if parts.query else f"POST {parts.path} HTTP/1.1",
+            f"Host: {parts.netloc}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}", "Connection: close",
+            *(f"{name}: {value}" for name, value in (headers or {}).items())]
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        try:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before the whole body was sent: the answer is waiting
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    status_line, _, rest = raw.partition(b"\r\n")
+    head_bytes, _, payload = rest.partition(b"\r\n\r\n")
+    if b"transfer-encoding: chunked" in head_bytes.lower():
+        out = b""
+        while payload:
+            size, _, payload = payload.partition(b"\r\n")
+            n = int(size.split(b";")[0], 16)
+            if n == 0:
+                break
+            out, payload = out + payload[:n], payload[n + 2:]
+        payload = out
+    return int(status_line.split()[1]), payload
+
+
 # --------------------------------------------------------------------------- real model and index (slow)
 
 

@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import launch_app, post
 from faqbot import cli
 from faqbot.config import Settings
 
@@ -39,6 +40,7 @@ nasty_text = st.lists(st.one_of(st.sampled_from(NASTY), st.text(max_size=8)), ma
 input_line = st.one_of(
     st.binary(max_size=60),
     nasty_text.map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.sampled_from([b"x" * 60_000, "\u4e2d".encode() * 60_000, b"a@" * 20_000]),  # long lines (the probe's)
 ).map(lambda b: b.replace(b"\n", b" "))
 
 
@@ -137,8 +139,6 @@ history_value = st.one_of(st.none(), st.lists(http_text, max_size=8), json_value
 @pytest.fixture(scope="module")
 def served(fake_retriever, tmp_path_factory):
     """The whole app as `faqbot serve` runs it; the vote rate limit is off so that votes reach the checks."""
-    from conftest import launch_app
-
     settings = Settings(feedback_db=tmp_path_factory.mktemp("fb") / "feedback.sqlite3", vote_rate=0)
     base, demo = launch_app(fake_retriever, settings)
     yield base
@@ -148,45 +148,13 @@ def served(fake_retriever, tmp_path_factory):
 def _http(method: str, url: str, body: bytes | None = None, content_type: str = "application/json",
           headers: dict | None = None) -> tuple[int, bytes]:
     if body is not None:
-        return _post(url, body, content_type, headers or {})
+        return post(url, body, content_type, headers or {})
     req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": content_type, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=HANG_GUARD) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
-
-
-def _post(url: str, body: bytes, content_type: str, headers: dict) -> tuple[int, bytes]:
-    """POST as a careful client does: a body over the limit is answered 413 before it is all sent, and the
-    server then hangs up, so the answer is read even when sending the rest fails (urllib would raise instead)."""
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    head = [f"POST {parts.path}?{parts.query} HTTP/1.1" if parts.query else f"POST {parts.path} HTTP/1.1",
-            f"Host: {parts.netloc}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}", "Connection: close",
-            *(f"{name}: {value}" for name, value in headers.items())]
-    with socket.create_connection((parts.hostname, parts.port), timeout=HANG_GUARD) as sock:
-        try:
-            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # refused before the whole body was sent: the answer is waiting
-        raw = b""
-        while chunk := sock.recv(65536):
-            raw += chunk
-    status_line, _, rest = raw.partition(b"\r\n")
-    head_bytes, _, payload = rest.partition(b"\r\n\r\n")
-    if b"transfer-encoding: chunked" in head_bytes.lower():
-        out = b""
-        while payload:
-            size, _, payload = payload.partition(b"\r\n")
-            n = int(size.split(b";")[0], 16)
-            if n == 0:
-                break
-            out, payload = out + payload[:n], payload[n + 2:]
-        payload = out
-    return int(status_line.split()[1]), payload
 
 
 def _assert_refused_with_a_message(status: int, raw: bytes) -> None:

@@ -136,9 +136,34 @@ def prune_finished_sessions(queue: Any) -> int:
     return len(empty)
 
 
+def prune_api_sessions(blocks: Any, pending: dict | None = None) -> int:
+    """Drop the session state of finished Gradio sessions that hold no `gr.State`: the plain-HTTP API calls.
+
+    Why: Gradio keeps a `SessionState` per session (`blocks.state_holder`, up to `state_session_capacity` of them)
+    and copies each call's inputs into it (`_update_value_in_config`). Every plain-HTTP call of `/ask` or
+    `/search` is a new session, so the last 2,000 calls' inputs stayed in memory: 100 calls with ~1 MB of history
+    kept +52 MB (docs/performance.md). A session of the chat holds its Conversation in a `gr.State` from its
+    first event on, so it is never dropped here; nor is a session with an event still waiting or running
+    (`pending`: the queue's `pending_event_ids_session`). Should a dropped session call again, Gradio makes it a
+    fresh state, as for any new session."""
+    holder = getattr(blocks, "state_holder", None)
+    sessions = getattr(holder, "session_data", None)
+    if not isinstance(sessions, dict):
+        return 0
+    pending = pending or {}
+    dropped = 0
+    with holder.lock:
+        for session, state in list(sessions.items()):
+            if not getattr(state, "state_data", True) and not pending.get(session):
+                sessions.pop(session, None)
+                holder.time_last_used.pop(session, None)
+                dropped += 1
+    return dropped
+
+
 def lifespan_with_pruning(blocks: Any, every: float = PRUNE_SECONDS):
     """A FastAPI lifespan (given to Gradio's app through `launch(app_kwargs=...)`) that prunes finished
-    sessions every few seconds on the server's own event loop."""
+    sessions (and the state of finished API-call sessions) every few seconds on the server's own event loop."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -147,6 +172,7 @@ def lifespan_with_pruning(blocks: Any, every: float = PRUNE_SECONDS):
                 await asyncio.sleep(every)
                 queue = getattr(blocks, "_queue", None)
                 if queue is not None:
+                    prune_api_sessions(blocks, getattr(queue, "pending_event_ids_session", None))
                     prune_finished_sessions(queue)
 
         task = asyncio.create_task(loop())
