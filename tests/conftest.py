@@ -172,7 +172,8 @@ def launch_app(retriever, settings) -> tuple[str, Any]:
 def post(url: str, body: bytes, content_type: str = "application/json", headers: dict | None = None,
          timeout: float = 60.0) -> tuple[int, bytes]:
     """POST as a careful client does: a body over the limit is answered 413 before it is all sent, and the
-    server then hangs up, so the answer is read even when sending the rest fails (urllib would raise instead)."""
+    server then hangs up, so the answer is read even when sending the rest fails (urllib would raise instead).
+    Status 0: the connection was reset before any answer arrived."""
     import socket
     from urllib.parse import urlsplit
 
@@ -186,8 +187,12 @@ def post(url: str, body: bytes, content_type: str = "application/json", headers:
         except (BrokenPipeError, ConnectionResetError):
             pass  # refused before the whole body was sent: the answer is waiting
         raw = b""
-        while chunk := sock.recv(65536):
-            raw += chunk
+        try:
+            while chunk := sock.recv(65536):
+                raw += chunk
+        except ConnectionResetError:
+            if not raw:  # a body far over the limit is answered at once and the server hangs up (rest.RequestLimits)
+                return 0, b"connection reset"
     status_line, _, rest = raw.partition(b"\r\n")
     head_bytes, _, payload = rest.partition(b"\r\n\r\n")
     if b"transfer-encoding: chunked" in head_bytes.lower():

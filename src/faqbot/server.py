@@ -22,7 +22,7 @@ from faqbot.feedback import FeedbackStore
 from faqbot.guard import HostGuard
 from faqbot.reload import IndexWatcher
 from faqbot.rest import RequestLimits, RestApi
-from faqbot.service import index_health
+from faqbot.service import InputError, index_health
 from faqbot.web import CSS, STATE_SESSION_CAPACITY, THEME, build_blocks, complete_api_call
 
 
@@ -44,7 +44,7 @@ def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BAND
 
 def _rewrite(path: str, body: bytes) -> bytes:
     """An old client's plain-HTTP Gradio API call with its missing trailing inputs filled in
-    (web.complete_api_call); any other body as it is."""
+    (web.complete_api_call); any other body as it is. A call that is JSON but no call is an InputError (422)."""
     api = API_CALL.match(path)
     if not api:
         return body
@@ -53,7 +53,9 @@ def _rewrite(path: str, body: bytes) -> bytes:
     except ValueError:
         return body  # Gradio answers a body that is not JSON itself
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
-        return body
+        # Gradio answered e.g. {"data": Infinity} with a plain-text 500
+        raise InputError(f'a call of /{api.group(1)} is a JSON object whose "data" is the list of its inputs; send '
+                         '{"data": ["your question"]}.', 422)
     data = complete_api_call(api.group(1), payload["data"])
     if data is payload["data"]:
         return body
