@@ -1,4 +1,4 @@
-"""Start the faqbot chat in the browser: `python app.py [--host 127.0.0.1] [--port 7860] [--share]`.
+"""Start the faqbot chat in the browser: `python app.py [--corpus FOLDER] [--host 127.0.0.1] [--port 7860] [--share]`.
 
 Also the Hugging Face Space entry point (README front-matter `app_file: app.py`). The model and the shipped
 index load once, here; nothing is built on start.
@@ -31,7 +31,12 @@ def _port(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     # Arguments first: a bad one is reported at once, before Gradio (seconds to import) is loaded.
-    parser = argparse.ArgumentParser(description="Serve the MindSpore FAQ chat in the browser.")
+    from faqbot.cli import argv_corpus_config, with_corpus_flag
+
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=f"Serve the {argv_corpus_config(argv).display_title} chat in the browser.")
+    parser.add_argument("--corpus", type=Path, help="folder of FAQ files (default $FAQBOT_CORPUS or the bundled "
+                        "corpus); its own index is found with no other flag (build it with `faqbot index --corpus`)")
     parser.add_argument("--host", help="address to listen on (default $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 for every interface)")
     parser.add_argument("--port", type=_port, help="port, 1-65535 (default $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link (needs internet)")
@@ -54,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     from faqbot.server import build_app, serve
 
     try:
-        settings = settings_from_env()
+        settings = settings_from_env().with_(corpus_dir=args.corpus)
+        if args.corpus is not None and not args.corpus.is_dir():
+            raise SettingsError(f"--corpus {args.corpus} is not a folder; give the folder holding your FAQ files")
     except SettingsError as e:
         print(f"faqbot: cannot start the chat: {e}", file=sys.stderr)
         return 2
@@ -65,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         # building an index
         needs_index = isinstance(e, IndexLoadError) and "faqbot index" not in str(e)
         hint = "\nRun `faqbot index` to build the index, then start the app again." if needs_index else ""
-        print(f"faqbot: cannot start the chat: {e}{hint}", file=sys.stderr)
+        print(f"faqbot: cannot start the chat: {with_corpus_flag(f'{e}{hint}', args.corpus)}", file=sys.stderr)
         return 2
     demo = build_app(retriever, settings)
     try:

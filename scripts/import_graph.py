@@ -19,7 +19,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "faqbot"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("__init__", "config", "text", "schema", "chunk", "paste", "calibration", "privacy", "feedback", "corpus_config",
+    ("__init__", "config", "text", "schema", "chunk", "paste", "calibration", "privacy", "feedback", "corpus_config", "facets",
      "guard"),  # basics
     ("corpus", "sources", "alternates", "devset"),  # reading FAQs
     ("embed", "lexical"),

@@ -129,6 +129,23 @@ def fake_retriever(fake_corpus, fake_embedder):
     return Retriever(index, lexical, fake_embedder)
 
 
+BRANDED_DIR = Path(__file__).parent / "fixtures" / "faqs" / "branded"  # a team's CSV FAQ with its faqbot.toml
+
+
+@pytest.fixture(scope="session")
+def branded_retriever(fake_embedder):
+    """A Retriever over the branded fixture FAQ (tests/fixtures/faqs/branded), embedded by HashEmbedder."""
+    from faqbot.index import build_index
+    from faqbot.lexical import LexicalIndex
+    from faqbot.search import Retriever
+
+    corpus = load_corpus(BRANDED_DIR)
+    assert not corpus.problems and len(corpus.items) == 4
+    index = build_index(corpus, fake_embedder, None, progress=False, reuse=False)
+    lexical = LexicalIndex.build(index.items, index.manifest.get("corpus_fingerprint") or "")
+    return Retriever(index, lexical, fake_embedder)
+
+
 def serve_asgi(app) -> tuple[int, Any]:
     """Serve an ASGI app (e.g. `RestApi.app()`, the REST routes without Gradio) on a free port in a thread:
     (port, stop)."""

@@ -19,7 +19,9 @@ from faqbot.answer import (
     safe_markdown,
     suggestions,
 )
+from faqbot.config import Settings
 from faqbot.schema import Hit, SearchResult
+from faqbot.service import corpus_config
 
 ZH_Q = "pip安装MindSpore对Python版本是否有特别要求？"
 EN_Q = "Does pip installation of MindSpore require a specific Python version?"
@@ -27,6 +29,7 @@ OFF_TOPIC_ZH = "红烧肉怎么做才好吃？"
 OFF_TOPIC_EN = "What is the best pizza topping in Naples?"
 
 _md = MarkdownIt("commonmark").enable("table")
+MINDSPORE = corpus_config(Settings())  # the served corpus's texts (corpora/mindspore.toml), as the service passes them
 
 
 def _html(markdown: str) -> str:
@@ -99,7 +102,7 @@ def _not_covered(retriever, question: str) -> SearchResult:
 def test_not_covered_reply_is_honest_in_users_language_with_closest_questions(retriever, question, lang, phrase):
     result = _not_covered(retriever, question)
     assert result.lang == lang
-    md = render_markdown(result)
+    md = render_markdown(result, config=MINDSPORE)
     assert phrase in md
     offered = suggestions(result)
     assert 2 <= len(offered) <= 4
@@ -239,6 +242,6 @@ def test_render_text_for_terminal_has_answer_and_sources(retriever):
 
 def test_render_text_for_terminal_says_not_covered_in_chinese(retriever):
     result = _not_covered(retriever, OFF_TOPIC_ZH)
-    text = render_text(result)
+    text = render_text(result, config=MINDSPORE)
     assert text.startswith("MindSpore FAQ 中没有涵盖这个问题")
     assert " ".join(result.hits[0].entry.question.split()) in text

@@ -7,7 +7,10 @@ from urllib.parse import unquote
 
 import pytest
 
-from faqbot.web import EXAMPLES
+from faqbot.config import Settings
+from faqbot.service import corpus_config
+
+EXAMPLES = corpus_config(Settings()).example_questions()  # the served corpus's own (corpora/mindspore.toml)
 
 pytestmark = pytest.mark.browser
 

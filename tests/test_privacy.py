@@ -195,7 +195,7 @@ def test_every_pattern_over_a_long_hostile_run_finishes(unit):
     assert _finishes(mask_all, (unit * 200_000)[:200_000])
 
 
-@pytest.mark.parametrize("unit", ["lib-", "1:", "a1-"])
+@pytest.mark.parametrize("unit", ["lib-", "1:", "a1-", "a.so", "x.Error"])
 def test_splitting_a_long_hostile_paste_finishes(unit):
     from faqbot.paste import paste_signal
 

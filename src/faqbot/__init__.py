@@ -1,4 +1,4 @@
-"""faqbot: a bilingual (zh/en) FAQ chatbot for the MindSpore documentation."""
+"""faqbot: a bilingual (zh/en) FAQ chatbot for any team's FAQ (the bundled corpus config: corpora/*.toml)."""
 
 import os
 

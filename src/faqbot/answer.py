@@ -37,17 +37,17 @@ LABELS: dict[str, dict[str, str]] = {
         "related": "Related questions",
         "related_click": "Related questions are below; click one to ask it.",
         "other_matches": "Other matches",
-        "not_covered": "This question is not covered by the MindSpore FAQ.",
+        "not_covered": "This question is not covered by the FAQ.",
         "maybe": "🔎 May be related · 可能相关",
         "maybe_note": "No FAQ entry surely answers this; the closest one is below. Check that it fits your case.",
         "maybe_more": "Other entries that may help:",
         "maybe_click": "Other entries that may help are below; click one to ask it.",
         "closest": "The closest questions in the FAQ are:",
         "closest_click": "The closest questions in the FAQ are below; click one to ask it.",
-        "no_closest": "Try asking about MindSpore installation, training, inference or one of its tools.",
+        "no_closest": "Try asking about one of the topics the FAQ covers.",
         "fallback": "This FAQ entry exists only in Chinese, so it is shown in Chinese.",
         "note": "Note",
-        "empty": "Please type a question about MindSpore.",
+        "empty": "Please type a question.",
     },
     "zh": {
         "confidence": "置信度",
@@ -61,17 +61,17 @@ LABELS: dict[str, dict[str, str]] = {
         "related": "相关问题",
         "related_click": "相关问题见下方，点击即可提问。",
         "other_matches": "其他匹配",
-        "not_covered": "MindSpore FAQ 中没有涵盖这个问题。",
+        "not_covered": "FAQ 中没有涵盖这个问题。",
         "maybe": "🔎 可能相关 · May be related",
         "maybe_note": "FAQ 中没有确定能回答这个问题的条目；下面是最接近的一条，请确认是否符合你的情况。",
         "maybe_more": "其他可能有帮助的条目：",
         "maybe_click": "其他可能有帮助的条目见下方，点击即可提问。",
         "closest": "FAQ 中最接近的问题：",
         "closest_click": "下面是 FAQ 中最接近的问题，点击即可提问。",
-        "no_closest": "可以问问 MindSpore 的安装、训练、推理或周边工具相关的问题。",
+        "no_closest": "可以问问 FAQ 涵盖的主题相关的问题。",
         "fallback": "该条目只有英文版本，以下显示英文原文。",
         "note": "提示",
-        "empty": "请输入一个关于 MindSpore 的问题。",
+        "empty": "请输入一个问题。",
     },
 }
 
@@ -95,9 +95,8 @@ def labels(lang: str, config: "CorpusConfig | None" = None) -> dict[str, str]:
     base = LABELS.get(lang, LABELS["en"])
     if config is None:
         return base
-    own = {"not_covered": config.text(config.not_covered, lang), "no_closest": config.text(config.topics, lang)}
-    if config.not_covered or config.topics:
-        own["empty"] = {"zh": "请输入一个问题。", "en": "Please type a question."}.get(lang, "Please type a question.")
+    own = {"not_covered": config.text(config.not_covered, lang), "no_closest": config.text(config.topics, lang),
+           "empty": config.text(config.empty, lang)}
     return {**base, **{k: v for k, v in own.items() if v}}
 
 

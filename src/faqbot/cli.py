@@ -332,7 +332,17 @@ def _load_retriever(args: argparse.Namespace):
     try:
         return Retriever.from_settings(settings, rebuild=False), None  # only `faqbot index` builds
     except (ModelError, IndexLoadError, CalibrationError) as exc:
-        return None, str(exc)
+        return None, with_corpus_flag(str(exc), getattr(args, "corpus", None))
+
+
+def with_corpus_flag(message: str, corpus) -> str:
+    """`message` with its `faqbot index` naming the corpus given with --corpus: run bare, it would index the
+    default corpus instead."""
+    if corpus is None:
+        return message
+    import shlex
+
+    return message.replace("`faqbot index`", f"`faqbot index --corpus {shlex.quote(str(corpus))}`")
 
 
 # ---------------------------------------------------------------- index
@@ -396,7 +406,7 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     """The options `ask` and `chat` share: how many answers, which docs, which model and index."""
     p.add_argument("--k", type=whole_number(*map(int, NUMERIC_RANGES["k"])), default=5, help="number of answers, 1-50 (default 5)")
     p.add_argument("--version", default="latest", help="latest (default), master, r1.1 or all")
-    p.add_argument("--component", help="only this component (mindspore, lite, mindinsight, serving, ...)")
+    p.add_argument("--component", help="only this component")  # the corpus's components: build_parser
     _add_model_options(p)
 
 
@@ -441,7 +451,10 @@ def _service(args: argparse.Namespace):
 def _cmd_ask(args: argparse.Namespace) -> int:
     question = " ".join(args.question)
     if not args.jsonl and not question.strip():
-        return _fail('please give a question, e.g.  faqbot ask "How do I install MindSpore with pip?"')
+        from faqbot.service import corpus_config
+
+        example = next(iter(corpus_config(_settings(args)).examples.get("en", ())), "How do I install it?")
+        return _fail(f'please give a question, e.g.  faqbot ask "{example}"')
     loaded, error = _service(args)
     if error:
         return _fail(error)
@@ -452,9 +465,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
-        from faqbot.answer import render_text
-
-        print(render_text(answer.result, related=answer.related))
+        print(answer.text())
     return 0
 
 
@@ -499,7 +510,7 @@ def _request_fields(line: str, filters) -> tuple:
     query = obj.get("query")
     if not isinstance(query, str):
         raise InputError('a request object needs "query" as a string, e.g. {"query": "那 GPU 版本呢？", '
-                         '"history": ["Windows 上能装 MindSpore 吗？"]}')
+                         '"history": ["Windows 上能装吗？"]}')
     return query, obj.get("history"), obj.get("version", filters.version), obj.get("component", filters.component)
 
 
@@ -550,7 +561,7 @@ def _add_chat(subparsers: argparse._SubParsersAction) -> None:
 
 def _cmd_chat(args: argparse.Namespace) -> int:
     """A REPL: readline editing and recall (up arrow), the conversation as history for each follow-up."""
-    from faqbot.answer import render_text, scrub_text
+    from faqbot.answer import scrub_text
     from faqbot.conversation import Conversation
 
     loaded, error = _service(args)
@@ -563,7 +574,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         pass
     if hasattr(sys.stdin, "reconfigure"):  # an invalid byte typed or piped in is replaced, never fatal
         sys.stdin.reconfigure(errors="replace")
-    print(CHAT_HELP, flush=True)
+    print(service.config.heading, CHAT_HELP, sep="\n", flush=True)
     conversation = Conversation()
     while True:
         try:
@@ -591,7 +602,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("\n(interrupted · 已中断)", flush=True)
             continue
-        print(render_text(answer.result, related=answer.related), end="\n\n", flush=True)
+        print(answer.text(), end="\n\n", flush=True)
         conversation = service.conversation(conversation.then(answer.turn))
 
 
@@ -607,12 +618,15 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
                         "'all' ignores the split)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--misses", action="store_true", help="also list the questions the final ranking got wrong")
+    p.add_argument("--no-real", action="store_true",
+                   help="skip the real users' questions (../shared/real-questions, or FAQBOT_REAL_QUESTIONS)")
     _add_model_options(p)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from faqbot.evaluate import (CHANNELS, by_language, evaluate, format_levels_table, format_table, judge,
-                                 load_dev_data, load_devset, split_devset)
+    from faqbot.evaluate import (CHANNELS, RealQuestionsError, by_language, evaluate, format_levels_table,
+                                 format_real_table, format_table, judge, load_dev_data, load_devset,
+                                 load_real_questions, reliability, split_devset, split_real)
 
     paths = args.devset or None
     for devset in paths or []:
@@ -634,21 +648,41 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     levels = {side: by_language(j) for side, j in judged.items()}
     report_on = questions if args.split == "all" else [q for side in chosen for q in splits[side]]
     channels = {ch: evaluate(retriever, report_on, ch) for ch in CHANNELS}
+    real, real_note = {}, ""
+    if not args.no_real:  # real users' questions, split by issue tracker (faqbot.devset.split_real)
+        try:
+            real_sides = split_real(load_real_questions(retriever.items))
+            real = {side: judge(retriever, real_sides[side] if side != "all" else [q for qs in real_sides.values() for q in qs])
+                    for side in chosen}
+        except RealQuestionsError as exc:
+            real_note = f"real questions skipped: {exc}"
     if args.json:
         print(json.dumps({"levels": {s: {lang: m.as_dict() for lang, m in r.items()} for s, r in levels.items()},
-                          "channels": {ch: {lang: m.as_dict() for lang, m in r.items()} for ch, r in channels.items()}},
+                          "channels": {ch: {lang: m.as_dict() for lang, m in r.items()} for ch, r in channels.items()},
+                          "real": {s: {**by_language(j)["all"].as_dict(), "reliability": reliability(j).as_dict()}
+                                   for s, j in real.items()}},
                          indent=2))
+        if real_note:
+            print(real_note, file=sys.stderr)
         return 0
     sources = sorted({q.source for q in questions})
     print(f"dev data: {', '.join(sources)} ({len(questions)} questions; split by FAQ page: "
           f"tune {len(splits['tune'])}, heldout {len(splits['heldout'])}), model: {retriever.embedder.name}")
     print(format_levels_table(levels))
+    if real:
+        print("\nreal users' questions (issue trackers, split by repository; 'right' = the labelled entry first):")
+        print(format_real_table(real))
+    elif real_note:
+        print(f"\n{real_note}")
     print("\nranking by channel on the same questions (levels are calibrated for 'final' only):")
     print(format_table(channels))
     if args.misses:
         for side, per_lang in levels.items():
             for miss in per_lang["all"].misses:
                 print(json.dumps({"split": side, **miss}, ensure_ascii=False))
+        for side, js in real.items():
+            for miss in by_language(js)["all"].misses:
+                print(json.dumps({"split": "real-" + side, **miss}, ensure_ascii=False))
     return 0
 
 
@@ -664,12 +698,41 @@ _SUBCOMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="faqbot", description="Bilingual (zh/en) FAQ bot for the MindSpore docs.")
+def build_parser(config=None) -> argparse.ArgumentParser:
+    """The parser; its description and --component help name `config`'s corpus (default: the corpus of the
+    environment's settings)."""
+    if config is None:
+        config = argv_corpus_config([])
+    parser = argparse.ArgumentParser(prog="faqbot", description=config.help_text)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add, _ in _SUBCOMMANDS.values():
         add(subparsers)
+    components = config.facets.get("component", ())
+    if components:
+        shown = ", ".join(components[:4]) + (", ..." if len(components) > 4 else "")
+        for sub in subparsers.choices.values():
+            for action in sub._actions:
+                if action.dest == "component":
+                    action.help = f"only this component ({shown})"
     return parser
+
+
+def argv_corpus_config(argv: list[str]):
+    """The corpus config of the corpus a command line names (--corpus X, else $FAQBOT_CORPUS, else the
+    default): read before parsing, so --help already speaks of that corpus. Never fails: defaults instead."""
+    from faqbot.corpus_config import CorpusConfig, CorpusConfigError, load_corpus_config
+
+    corpus = None
+    for i, arg in enumerate(argv):
+        if arg == "--corpus" and i + 1 < len(argv):
+            corpus = argv[i + 1]
+        elif arg.startswith("--corpus="):
+            corpus = arg.split("=", 1)[1]
+    try:
+        folder = Path(corpus) if corpus else settings_from_env().corpus_dir
+        return load_corpus_config(folder)
+    except (CorpusConfigError, SettingsError, OSError, ValueError):
+        return CorpusConfig()
 
 
 def _clean_argv(argv: list[str]) -> list[str]:
@@ -685,8 +748,9 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):  # a lone surrogate or an odd locale must not kill the output
             stream.reconfigure(errors="replace" if stream is sys.stdout else "backslashreplace")
-    parser = build_parser()
-    args = parser.parse_args(_clean_argv(sys.argv[1:] if argv is None else argv))
+    argv = _clean_argv(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv_corpus_config(argv))
+    args = parser.parse_args(argv)
     if not args.command:
         parser.print_help(sys.stderr)
         return 2

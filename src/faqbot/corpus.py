@@ -1,4 +1,4 @@
-"""Read the MindSpore FAQ markdown pages into FaqEntry / FaqItem objects.
+"""Read the bundled documentation FAQ pages (the "versioned-docs" layout) into FaqEntry / FaqItem objects.
 
 Parsing is a line scanner, not markdown-it-py: the pages are line-oriented (one question marker per line,
 headings, numbered cases) and the answer must come back as the *original* markdown, which a token stream
@@ -12,7 +12,7 @@ Page formats handled:
   * troubleshooting pages (lite reference/faq.md): sections without Q markers on a page that has some are
     made of numbered cases ("1. <symptom>..."); each top-level numbered item is one entry, its symptom the
     question, the headings above it the heading_path.
-  * pages with no Q marker at all (vllm_mindspore faqs.md): each `###` (or deeper) heading with content is a
+  * pages with no Q marker at all (e.g. a component's faqs.md): each `###` (or deeper) heading with content is a
     question, the `##` above it its category. Plain prose pages thus yield nothing and are reported.
 
 zh/en twins are paired by an order-preserving alignment (Needleman-Wunsch) over language-neutral signals;
@@ -21,6 +21,7 @@ a pair is only kept when its similarity clears a threshold, otherwise both stay 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import textwrap
@@ -28,6 +29,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from faqbot.corpus_config import bundled_layout
 from faqbot.schema import Corpus, FaqEntry, FaqItem, Problem
 
 # ---------------------------------------------------------------- line patterns
@@ -132,11 +134,14 @@ def _case_question(first_line: str) -> str:
 
 # ---------------------------------------------------------------- page metadata
 
-_MASTER_COMPONENTS = {
-    "mindspore", "lite", "mindinsight", "serving", "federated", "mindarmour",
-    "mindpandas", "graphlearning", "mindformers", "vllm_mindspore",
-}
-_R11_COMPONENTS = {"mindspore_lite": "lite", "mindinsight_use": "mindinsight"}
+@functools.lru_cache(maxsize=1)
+def _layout() -> dict:
+    """The docs layout's own settings (versions, components, URL templates): the bundled config whose layout is
+    "versioned-docs" (corpora/*.toml), so no product name is written here."""
+    config = bundled_layout("versioned-docs")
+    if config is None:
+        raise RuntimeError("no bundled corpus config has layout = \"versioned-docs\"; reinstall faqbot")
+    return {**config.docs, "components": frozenset(config.facets.get("component", ()))}
 
 
 @dataclass(frozen=True)
@@ -152,9 +157,11 @@ class PageInfo:
 
 def page_info(rel: str) -> PageInfo:
     """Version, component, category, language and rendered URL of a page, from its path alone."""
+    layout = _layout()
     parts = rel.split("/")
     top = parts[0]
-    version = top.removeprefix("mindspore-") if top.startswith("mindspore-") and len(parts) > 1 else "master"
+    prefix, default_version = layout["version_prefix"], layout["default_version"]
+    version = top.removeprefix(prefix) if top.startswith(prefix) and len(parts) > 1 else default_version
     docs_path = "/".join(parts[1:])
     lang = "zh" if "source_zh_cn" in parts else "en"
     site_lang = "zh-CN" if lang == "zh" else "en"
@@ -162,15 +169,14 @@ def page_info(rel: str) -> PageInfo:
     src = "source_zh_cn" if lang == "zh" else "source_en"
     inner = parts[parts.index(src) + 1:] if src in parts else parts[-1:]
     inner_html = "/".join(inner)[: -len(".md")] + ".html"
-    if version == "r1.1":
-        component = _R11_COMPONENTS.get(stem, "mindspore")
-        url = f"https://www.mindspore.cn/doc/faq/{site_lang}/r1.1/{inner_html}"
+    default = layout["default_component"]
+    if version == layout["legacy_version"]:
+        component = layout["legacy_components"].get(stem, default)
+        template = layout["legacy_page_url"]
     else:
-        component = parts[2] if len(parts) > 2 and parts[2] in _MASTER_COMPONENTS else "mindspore"
-        if component == "mindspore":
-            url = f"https://www.mindspore.cn/docs/{site_lang}/{version}/{inner_html}"
-        else:
-            url = f"https://www.mindspore.cn/{component}/docs/{site_lang}/{version}/{inner_html}"
+        component = parts[2] if len(parts) > 2 and parts[2] in layout["components"] else default
+        template = layout["page_url"] if component == default else layout["component_page_url"]
+    url = template.format(site_lang=site_lang, version=version, inner_html=inner_html, component=component)
     category = component if stem in ("faq", "faqs") else stem
     return PageInfo(rel, version, component, category, lang, url, docs_path)
 
@@ -243,7 +249,7 @@ def _question_level(lines: list[_Line]) -> int | None:
 def parse_page(text: str, generic: bool = False) -> tuple[str, str, list[_Block]]:
     """(title, source_url, blocks in page order) for one page's text.
 
-    `generic` (any team's FAQ, not the MindSpore layout): a bare `Q:`/`问题：` line is a question too, and on a
+    `generic` (any team's FAQ, not the versioned-docs layout): a bare `Q:`/`问题：` line is a question too, and on a
     page without Q markers the headings of its most frequent level are the questions (`##` included)."""
     lines = _scan(text.lstrip("\ufeff"))
     q_level = _question_level(lines) if generic else None
@@ -373,8 +379,7 @@ def entries_from_text(rel: str, text: str) -> tuple[list[FaqEntry], str]:
     info = page_info(rel)
     title, source_url, blocks = parse_page(text)
     if not source_url:
-        branch = "master" if info.version == "master" else info.version
-        source_url = f"https://gitee.com/mindspore/docs/blob/{branch}/{info.docs_path}"
+        source_url = _layout()["source_url"].format(branch=info.version, docs_path=info.docs_path)
     prefix = f"{info.version}/{info.component}/{info.category}/{info.lang}/"
     ids = _unique_ids([prefix + hash8(b.question) for b in blocks])
     entries = []
@@ -399,15 +404,21 @@ _CODE_BLOCK = re.compile(r"```.*?\n(.*?)```", re.S)
 _STOP = {
     "the", "a", "an", "of", "to", "in", "is", "and", "or", "for", "on", "be", "with", "as", "by", "can", "if",
     "it", "this", "that", "are", "you", "when", "how", "what", "why", "do", "does", "i", "not", "use", "from",
-    "q", "mindspore", "https", "http", "www", "html", "md", "www.mindspore.cn", "gitee.com", "zh-cn", "zh_cn",
+    "q", "https", "http", "www", "html", "md", "zh-cn", "zh_cn",
     "en", "source_en", "source_zh_cn", "blob", "tree", "docs", "r1.1", "master",
 }
 
 PAIR_THRESHOLD = 0.42
 
 
+@functools.lru_cache(maxsize=1)
+def _stop() -> frozenset[str]:
+    """_STOP and the docs layout's own pair_stopwords (its product name and sites)."""
+    return frozenset(_STOP | set(_layout().get("pair_stopwords", ())))
+
+
 def _tokens(text: str) -> set[str]:
-    return {t.lower() for t in _ASCII_TOKEN.findall(text)} - _STOP
+    return {t.lower() for t in _ASCII_TOKEN.findall(text)} - _stop()
 
 
 def _signals(e: FaqEntry, n: int) -> dict:

@@ -8,6 +8,7 @@ pages, wherever it lives (its `detect` globs).
 
 from __future__ import annotations
 
+import functools
 import string
 import tomllib
 import urllib.parse
@@ -40,6 +41,8 @@ class FallbackLink:
 class CorpusConfig:
     name: str = "faq"  # short id (default: the corpus folder's name)
     title: str = ""  # shown in the chat header and page title (default: "<name> FAQ")
+    banner: dict[str, str] = field(default_factory=dict)  # lang -> the chat's heading (default: "<title> bot")
+    description: str = ""  # the CLI's --help line (default: "Bilingual (zh/en) FAQ bot for <title>.")
     layout: str = ""  # "" (any team's files) or "versioned-docs" (corpus.py's parser for docs pages)
     version: str = ""  # version label given to entries that carry none
     page_url: str = ""  # link template for an entry's page, e.g. "https://x.org/faq{anchor_hash}"
@@ -48,14 +51,41 @@ class CorpusConfig:
     examples: dict[str, tuple[str, ...]] = field(default_factory=dict)  # lang -> example questions
     not_covered: dict[str, str] = field(default_factory=dict)  # lang -> "not covered" text
     topics: dict[str, str] = field(default_factory=dict)  # lang -> what the FAQ covers, shown when nothing is close
+    empty: dict[str, str] = field(default_factory=dict)  # lang -> the reply to an empty question
     fallback: tuple[FallbackLink, ...] = ()
     facets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # facet name -> values
     detect: tuple[str, ...] = ()  # globs: a folder holding any of them uses this config (bundled configs)
+    products: tuple[str, ...] = ()  # product names a pasted environment line or API path starts with (paste.py)
+    docs: dict = field(default_factory=dict)  # the "versioned-docs" layout's own settings (corpus.py)
+    facet_patterns: dict = field(default_factory=dict)  # how users name products, add-ons, versions (facets.py)
     path: str = ""  # the file it was read from ("" = defaults)
 
     @property
     def display_title(self) -> str:
         return self.title or f"{self.name} FAQ"
+
+    @property
+    def page_title(self) -> str:
+        """The browser tab's title: the English heading, else "<title> bot"."""
+        return self.banner.get("en") or next(iter(self.banner.values()), "") or f"{self.display_title} bot"
+
+    @property
+    def heading(self) -> str:
+        """The chat's heading: each language's banner once, joined by " · "."""
+        return " · ".join(dict.fromkeys(v for v in self.banner.values() if v)) or self.page_title
+
+    @property
+    def help_text(self) -> str:
+        return self.description or f"Bilingual (zh/en) FAQ bot for {self.display_title}."
+
+    def example_questions(self) -> list[str]:
+        """The example questions, the languages interleaved (zh, en, zh, en, ...)."""
+        lists = [list(qs) for qs in (self.examples.get("zh", ()), self.examples.get("en", ()))]
+        lists += [list(qs) for lang, qs in self.examples.items() if lang not in ("zh", "en")]
+        out = []
+        for i in range(max((len(qs) for qs in lists), default=0)):
+            out += [qs[i] for qs in lists if i < len(qs)]
+        return out
 
     def text(self, table: dict[str, str], lang: str) -> str:
         """`table`'s text in `lang`, else the other language's, else ""."""
@@ -112,12 +142,23 @@ def parse_config(data: dict, where: str, default_name: str = "faq") -> CorpusCon
     if not isinstance(facets, dict) or not all(isinstance(v, list) for v in facets.values()):
         raise CorpusConfigError(f"{where}: `facets` must be a table of lists, e.g. version = [\"2.0\", \"1.0\"]")
     detect = (data.get("detect") or {}).get("any", [])
-    for key in ("name", "title", "layout", "version"):
+    products = data.get("products", [])
+    if not isinstance(products, list) or not all(isinstance(x, str) for x in products):
+        raise CorpusConfigError(f'{where}: `products` must be a list of names, e.g. ["myproduct"]')
+    docs = data.get("docs", {})
+    if not isinstance(docs, dict):
+        raise CorpusConfigError(f"{where}: `docs` must be a table")
+    facet_patterns = data.get("facet_patterns", {})
+    if not isinstance(facet_patterns, dict) or not isinstance(facet_patterns.get("products", {}), dict):
+        raise CorpusConfigError(f"{where}: `facet_patterns` must be a table (with a `products` table)")
+    for key in ("name", "title", "layout", "version", "description"):
         if not isinstance(data.get(key, ""), str):
             raise CorpusConfigError(f"{where}: `{key}` must be a text")
     return CorpusConfig(
         name=data.get("name") or default_name,
         title=data.get("title", ""),
+        banner=_langs(data, "banner", where),
+        description=data.get("description", ""),
         layout=data.get("layout", ""),
         version=data.get("version", ""),
         page_url=_template(data, "page_url", where),
@@ -126,9 +167,13 @@ def parse_config(data: dict, where: str, default_name: str = "faq") -> CorpusCon
         examples={lang: tuple(qs) for lang, qs in examples.items()},
         not_covered=_langs(data, "not_covered", where),
         topics=_langs(data, "topics", where),
+        empty=_langs(data, "empty", where),
         fallback=tuple(fallback),
         facets={k: tuple(str(x) for x in v) for k, v in facets.items()},
         detect=tuple(detect),
+        products=tuple(products),
+        docs=dict(docs),
+        facet_patterns=dict(facet_patterns),
         path=where,
     )
 
@@ -144,7 +189,13 @@ def read_config(path: Path, default_name: str = "faq") -> CorpusConfig:
 
 
 def bundled_configs() -> list[CorpusConfig]:
-    return [read_config(p) for p in sorted(BUNDLED_DIR.glob("*.toml"))]
+    return list(_bundled(BUNDLED_DIR))
+
+
+@functools.lru_cache(maxsize=4)
+def _bundled(folder: Path) -> tuple[CorpusConfig, ...]:
+    """Read once per process: they ship with the package."""
+    return tuple(read_config(p) for p in sorted(folder.glob("*.toml")))
 
 
 def load_corpus_config(root: Path | str) -> CorpusConfig:
@@ -159,3 +210,13 @@ def load_corpus_config(root: Path | str) -> CorpusConfig:
             if any(next(root.glob(pattern), None) is not None for pattern in config.detect):
                 return config
     return CorpusConfig(name=default_name)
+
+
+def bundled_layout(layout: str) -> CorpusConfig | None:
+    """The bundled config read by the parser of `layout` (e.g. corpus.py's "versioned-docs"), or None."""
+    return next((c for c in bundled_configs() if c.layout == layout), None)
+
+
+def bundled_products() -> tuple[str, ...]:
+    """Every bundled corpus's product names (paste.py reads them as environment keys and API prefixes)."""
+    return tuple(dict.fromkeys(p for c in bundled_configs() for p in c.products))

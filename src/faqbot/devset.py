@@ -17,6 +17,8 @@ class DevQuestion:
     gold_ids: tuple[str, ...]  # empty: the FAQ does not answer it
     near: str = ""  # for an uncovered question close to an entry: that entry's id (a "hard negative")
     source: str = ""  # the file it came from
+    repo: str = ""  # real questions: the owner/name of the issue tracker it was asked on (the split unit)
+    url: str = ""  # real questions: the issue it was quoted from
 
     @property
     def offtopic(self) -> bool:
@@ -25,7 +27,7 @@ class DevQuestion:
 
     @property
     def hard_negative(self) -> bool:
-        """A MindSpore question the FAQ does not answer, close to an entry that does not answer it."""
+        """An on-topic question the FAQ does not answer, close to an entry that does not answer it."""
         return not self.gold_ids and bool(self.near)
 
     @property
@@ -123,3 +125,89 @@ def load_dev_data(paths: list[Path] | None = None) -> list[DevQuestion]:
     if paths is None:
         paths = [DATA_DIR / name for name in DEV_FILES if (DATA_DIR / name).is_file()]
     return [q for path in paths for q in load_devset(path)]
+
+
+# ---------------------------------------------------------------- real users' questions (issue 19)
+# Quoted from public issue trackers, labelled with `expect`: substrings of the right entry's zh/en question ([] when
+# no entry answers). Kept outside the project (../shared/real-questions/); FAQBOT_REAL_QUESTIONS points elsewhere.
+REAL_QUESTIONS_ENV = "FAQBOT_REAL_QUESTIONS"
+REAL_QUESTIONS_FILE = Path(__file__).resolve().parents[2].parent / "shared" / "real-questions" / "real_questions.jsonl"
+REAL_EXTRA_FILE = DATA_DIR / "real_questions_extra.jsonl"  # collected by this project (even issue numbers only)
+
+
+class RealQuestionsError(Exception):
+    """The real-question file is missing or unreadable (one line saying what to do)."""
+
+
+def real_questions_paths(env: dict[str, str] | None = None) -> list[Path]:
+    """The shared file (or FAQBOT_REAL_QUESTIONS, os.pathsep-separated) and the project's own extra file."""
+    import os
+
+    env = os.environ if env is None else env
+    given = env.get(REAL_QUESTIONS_ENV, "").strip()
+    paths = [Path(p) for p in given.split(os.pathsep) if p] if given else [REAL_QUESTIONS_FILE]
+    if not given and REAL_EXTRA_FILE.is_file():
+        paths.append(REAL_EXTRA_FILE)
+    return paths
+
+
+def source_repo(url: str) -> str:
+    """owner/name of a GitHub (or Gitee) issue URL; the URL itself when it has no such part."""
+    parts = url.split("://", 1)[-1].split("/")
+    return "/".join(parts[1:3]).lower() if len(parts) >= 3 else url
+
+
+def resolve_expect(items: list[FaqItem], expect: list[str]) -> list[str]:
+    """Item ids whose zh or en question contains any `expect` substring (markup-insensitive), every version."""
+    wants = [_norm(e) for e in expect if _norm(e)]
+    return [it.id for it in items if any(w in _norm(e.question) for e in it.entries.values() for w in wants)]
+
+
+def load_real_questions(items: list[FaqItem], paths: list[Path] | None = None) -> list[DevQuestion]:
+    """Real questions as dev questions (kind "real", gold resolved against `items`).
+
+    Raises RealQuestionsError when a file is missing or unreadable, or an `expect` label matches no entry."""
+    out: list[DevQuestion] = []
+    for path in paths or real_questions_paths():
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RealQuestionsError(f"cannot read the real questions {path} ({type(exc).__name__}); put the file "
+                                     f"there or point {REAL_QUESTIONS_ENV} at it") from None
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                query, source, expect = row["query"], row["source"], list(row.get("expect") or [])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise RealQuestionsError(f"{path}:{n} is not a real-question row ({type(exc).__name__}); "
+                                         'give {"query": ..., "source": URL, "expect": [...]}') from None
+            gold = resolve_expect(items, expect)
+            if expect and not gold:
+                raise RealQuestionsError(f"{path}:{n}: no FAQ entry's question contains any of {expect}; fix the label")
+            out.append(DevQuestion(query, row.get("lang", ""), "real", tuple(gold), "", Path(path).name,
+                                   source_repo(source), source))
+    return out
+
+
+def assign_real_splits(questions: list[DevQuestion]) -> dict[str, str]:
+    """Repository -> "tune" | "heldout": every question of one issue tracker goes to one side (never split by line).
+
+    Repositories are dealt largest first to the side with fewer questions (ties to tune), as FAQ pages are in
+    assign_splits: deterministic, balanced in size, and a new file of questions moves only the repositories it adds."""
+    from collections import Counter
+
+    sizes = Counter(q.repo for q in questions)
+    out: dict[str, str] = {}
+    count = {"tune": 0, "heldout": 0}
+    for repo, n in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
+        side = min(SPLITS, key=lambda s: (count[s], s == "heldout"))
+        out[repo] = side
+        count[side] += n
+    return out
+
+
+def split_real(questions: list[DevQuestion]) -> dict[str, list[DevQuestion]]:
+    sides = assign_real_splits(questions)
+    return {s: [q for q in questions if sides[q.repo] == s] for s in SPLITS}

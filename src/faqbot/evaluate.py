@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .devset import DevQuestion, load_dev_data, load_devset, split_devset  # noqa: F401 - re-exported for the CLI
+from .devset import (DevQuestion, RealQuestionsError, load_dev_data, load_devset, load_real_questions,  # noqa: F401
+                     split_devset, split_real)  # re-exported for the CLI
 from .search import Ranking, RankingParams, Retriever
 
 CHANNELS = ("final", "dense", "bm25")
@@ -146,4 +147,55 @@ def format_table(results: dict[str, dict[str, Metrics]]) -> str:
             m = per_lang.get(lang)
             if m is not None:
                 lines.append(f"{channel:<8} {lang:<4} {m.n:>4} {m.r1:>6.3f} {m.r3:>6.3f} {m.mrr10:>7.3f}")
+    return "\n".join(lines)
+
+
+@dataclass
+class Reliability:
+    """Predicted confidence against how often the first entry was right, in equal-width bins."""
+
+    bins: list[tuple[float, float, int, float, float]]  # (low, high, n, mean confidence, share right)
+    ece: float  # expected calibration error: |confidence - right| averaged over questions, per bin
+
+    def as_dict(self) -> dict:
+        return {"ece": round(self.ece, 4), "bins": [{"low": lo, "high": hi, "n": n, "confidence": round(c, 3),
+                                                      "right": round(r, 3)} for lo, hi, n, c, r in self.bins]}
+
+
+def reliability(judged: list[Judged], n_bins: int = 5) -> Reliability:
+    """Every question counts (an uncovered one is never right), as the user sees the confidence."""
+    rows, total, ece = [], len(judged), 0.0
+    for b in range(n_bins):
+        lo, hi = b / n_bins, (b + 1) / n_bins
+        inside = [j for j in judged if lo <= j.ranking.confidence < hi or (b == n_bins - 1 and j.ranking.confidence >= hi)]
+        if not inside:
+            continue
+        conf = sum(j.ranking.confidence for j in inside) / len(inside)
+        right = sum(j.right for j in inside) / len(inside)
+        rows.append((lo, hi, len(inside), conf, right))
+        ece += len(inside) / total * abs(conf - right)
+    return Reliability(rows, ece)
+
+
+def format_real_table(judged: dict[str, list[Judged]]) -> str:
+    """Real users' questions, per side of the repository split: levels, then the reliability of `confidence`."""
+    head = (f"{'split':<13} {'n':>3} {'cov':>4} {'R@1':>6} {'R@3':>6} | {'answer':>6} {'related':>7} {'none':>5} | "
+            f"{'asserted right':>14} {'uncov.asserted':>14} {'cov.none':>8} | {'ECE':>5}")
+    lines = [head, "-" * len(head)]
+    for side, js in judged.items():
+        m = metrics(js)
+        levels = {lv: sum(j.ranking.match == lv for j in js) for lv in ("answer", "related", "none")}
+        right = sum(j.right for j in js if j.ranking.match == "answer")
+        uncovered = [j for j in js if not j.question.gold_ids]
+        unc_ans = sum(j.ranking.match == "answer" for j in uncovered)
+        cov_none = sum(j.ranking.match == "none" for j in js if j.question.gold_ids)
+        asserted = f"{right}/{levels['answer']}"
+        unc = f"{unc_ans}/{len(uncovered)}"
+        lines.append(f"{'real-' + side:<13} {len(js):>3} {m.n:>4} {m.r1:>6.3f} {m.r3:>6.3f} | {levels['answer']:>6} "
+                     f"{levels['related']:>7} {levels['none']:>5} | {asserted:>14} "
+                     f"{unc:>14} {cov_none:>8} | {reliability(js).ece:>5.3f}")
+    lines.append("reliability (confidence bin: n, mean confidence -> share whose first entry is right):")
+    for side, js in judged.items():
+        cells = [f"{lo:.1f}-{hi:.1f}: {n}, {c:.2f}->{r:.2f}" for lo, hi, n, c, r in reliability(js).bins]
+        lines.append(f"  real-{side:<8} " + "; ".join(cells))
     return "\n".join(lines)

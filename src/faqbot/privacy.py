@@ -58,7 +58,7 @@ _WORD_SEGMENT = re.compile(r"[a-z]{4,}")
 def _random_run(match: re.Match) -> str:
     """A long base64-like run is a secret unless it reads as a path, a URL or an identifier: a path starts with
     / or ~, or has `_ - .` (base64 has none of them with a /), or follows `.` or `:` (a URL's host), or has a
-    lowercase word between slashes (home/user/anaconda3/envs/MindSpore); an identifier such as
+    lowercase word between slashes (home/user/anaconda3/envs/MyEnv); an identifier such as
     FusionOp_BNTrainingUpdate_ReLUV2 has fewer than 2 digits, which random base64 of 32+ characters rarely has."""
     text, start = match.group(0), match.start()
     if sum(ch.isdigit() for ch in text) < 2:

@@ -1,7 +1,7 @@
 """Plain JSON over HTTP beside the Gradio app, for programs: no queue, no event stream, one round trip.
 
-    GET  /api/search?q=...&k=5&version=latest&component=mindspore
-    POST /api/search   {"q": "...", "k": 5, "version": "latest", "component": "mindspore", "history": ["..."]}
+    GET  /api/search?q=...&k=5&version=latest&component=<name>
+    POST /api/search   {"q": "...", "k": 5, "version": "latest", "component": "<name>", "history": ["..."]}
     GET  /healthz
 
 `/api/search` answers with exactly the object of `faqbot ask --json` (`FaqService.answer`). Bad input gets a 4xx
@@ -41,7 +41,7 @@ FEEDBACK_ACK_SECONDS = 3.0
 FEEDBACK_FIELDS = ("question", "item_id", "vote", "lang", "session")
 SEARCH_EXAMPLE = '{"q": "your question"}'
 VOTE_EXAMPLE = '{"question": "...", "item_id": "<answers[].id from /api/search>", "vote": "like"}'
-HISTORY_EXAMPLE = '{"q": "一共有几种？", "history": ["MindSpore Lite 怎么设置日志级别？"]}'
+HISTORY_EXAMPLE = '{"q": "一共有几种？", "history": ["怎么设置日志级别？"]}'
 # Which replica answered: in every REST response, for load balancer logs and the replicas test (docs/deploy.md).
 REPLICA = f"{socket.gethostname()}-{os.getpid()}"
 REPLICA_HEADER = "X-Faqbot-Replica"
@@ -90,7 +90,7 @@ class RestApi:
             raise InputError(f"unknown parameter {str(unknown[0])[:40]!r}: use q, k, version, component and history.")
         q = raw.get("q")
         if q is None:
-            raise InputError("missing q: give the question, e.g. /api/search?q=How+do+I+install+MindSpore")
+            raise InputError("missing q: give the question, e.g. /api/search?q=How+do+I+install+it")
         if not isinstance(q, str):
             raise InputError(f"q must be a string, not {type(q).__name__}.")
         try:

@@ -19,7 +19,7 @@ class FaqEntry:
     answer: str  # markdown, code blocks / lists / links / images intact
     lang: str  # "zh" | "en"
     version: str  # "r1.1" | "master"
-    component: str  # mindspore, lite, mindinsight, serving, ...
+    component: str  # the corpus's component facet (its config's `facets.component`), else its name
     category: str  # the page, e.g. "installation"
     page: str  # path of the page relative to the corpus root
     heading_path: tuple[str, ...] = ()

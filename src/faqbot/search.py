@@ -17,6 +17,7 @@ from .index import KIND_Q, FaqIndex
 from .lexical import LexicalIndex
 from .schema import LANGS, FaqItem, Hit, SearchResult
 from .calibration import Calibration, load_calibration
+from .facets import detect as detect_facets
 from .paste import PasteSignal, paste_signal
 from .text import detect_lang, to_simplified
 
@@ -24,6 +25,7 @@ MAX_QUERY_CHARS = 2000  # longer pastes are cut: the model reads ~512 tokens any
 VERSION_ORDER = {"master": 0, "r1.1": 1}  # newest first
 VERSION_CHOICES = ("latest", "master", "r1.1", "all")
 NEAR_DUPLICATE = 0.975  # cosine of two question vectors that ask the same thing
+TWIN_QUESTION, TWIN_ANSWER = 0.95, 0.5  # a reworded question over the same answer (see _newest_twin)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class RankingParams:
 
     lexical_weight: float = 0.15
     lexical_floor: float = 2.0
+    # BM25 may reorder entries whose meaning is this close to the best dense score, not overturn a clear gap: one
+    # shared word ("remove") in a tensor entry outvoted "How to uninstall <product>?" for "How can I remove <product>
+    # from my machine?" at a dense gap of 0.116 (issue 19; chosen on the tuning splits; None: no limit)
+    lexical_reach: float | None = 0.1
     oov_penalty: float = 0.10  # the legacy confidence signal: top - oov_penalty*oov + lexical_evidence*log1p(bm25)
     lexical_evidence: float = 0.05
     segment_discount: float = 0.0
@@ -44,6 +50,12 @@ class RankingParams:
     # clearly closer than the entry's own question; chosen on the tune pages of scripts/simulate_learning.py
     alternate_discount: float = 0.05
     answer_at: float | None = None  # None: the calibrated threshold
+    # an entry for another product or version (facets.py) is asserted only when this share of the causal error's
+    # words (IDF-weighted) is in it; 1.01 never
+    anchor_cover: float = 0.8
+    # a question quoting an error (paste.causal_error) is asserted only an entry holding this share of that error's
+    # words (IDF-weighted): a paste whose exception is not in the entry is the same kind of error, not this one
+    cause_cover: float = 0.3
     use_dense: bool = True
     use_lexical: bool = True
 
@@ -89,7 +101,9 @@ class Retriever:
         self._pos = {it.id: i for i, it in enumerate(self.items)}
         self._versions = np.array([VERSION_ORDER.get(it.version, 9) for it in self.items])
         self._components = np.array([it.component for it in self.items])
-        self._latest = _latest_mask(self.items, self.index)
+        self._component_set = frozenset(self._components.tolist())
+        self._newest = _newest_twin(self.items, self.index)
+        self._latest = self._newest == np.arange(len(self.items))
 
     # -- construction -------------------------------------------------------------------------------------
     @classmethod
@@ -173,7 +187,10 @@ class Retriever:
         if p.use_lexical:
             lex, oov = self.lexical.evidence(signal.lexical_text)
         if p.use_dense and p.use_lexical:
-            final = dense + p.lexical_weight * _lexical_bonus(np.where(mask, lex, 0.0), p.lexical_floor)
+            bonus = _lexical_bonus(np.where(mask, lex, 0.0), p.lexical_floor)
+            if p.lexical_reach is not None and mask.any():
+                bonus = np.where(dense >= dense[mask].max() - p.lexical_reach, bonus, 0.0)
+            final = dense + p.lexical_weight * bonus
         elif p.use_dense:
             final = dense
         else:
@@ -185,7 +202,13 @@ class Retriever:
             none = "没有符合这些筛选条件的 FAQ 条目。" if lang == "zh" else "No FAQ entry matches these filters."
             return Ranking(query, text, lang, order, final, {}, 0.0, "none", message or none)
         signals = _signals(final, dense, lex, oov, order, mask, signal, p, self.lexical)
+        conflict = detect_facets(query, self._component_set).conflict(self.items[int(order[0])])
+        signals["conflict"] = float(bool(conflict))
         confidence, match = self.calibration.decide(signals, p.answer_at)
+        if match == "answer" and conflict and signals["err_cover"] < p.anchor_cover:
+            match = "related"  # another product's or version's entry: shown, not asserted
+        if match == "answer" and signal.cause and signals["err_cover"] < p.cause_cover:
+            match = "related"  # the user's error is not the entry's
         return Ranking(query, text, lang, order, final, signals, confidence, match, message)
 
     def search(
@@ -279,6 +302,7 @@ def _signals(final: np.ndarray, dense: np.ndarray, lex: np.ndarray, oov: float, 
         "paste": float(signal.is_paste),
         "length": float(np.log1p(len(signal.dense_text))),
         "cover": lexical.coverage(signal.lexical_text, first) if p.use_lexical else 0.0,
+        "err_cover": lexical.coverage(signal.cause, first) if signal.cause else 0.0,
     }
 
 
@@ -286,28 +310,52 @@ def _question_key(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
-def _latest_mask(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndarray:
-    """True for each item unless the same question exists in a newer version.
+def _newest_twin(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndarray:
+    """For each item, the position of the newest copy of the same entry (itself when it has none).
 
-    "The same" is the same text in either language, or question vectors this close (measured on the bundled
-    corpus: r1.1/master pairs >= 0.978 are all rewrites; the nearest different questions score <= 0.957).
-    """
+    "The same" is the same text in either language, question vectors this close (measured on the bundled corpus:
+    r1.1/master pairs >= 0.978 are all rewrites; the nearest different questions score <= 0.957), or close questions
+    (>= TWIN_QUESTION) whose answers share most of their character 4-grams (>= TWIN_ANSWER: a reworded question over
+    the same answer; one such pair in the bundled corpus, "run only on Huawei NPUs/Ascend")."""
     ranks = np.array([VERSION_ORDER.get(it.version, 9) for it in items])
-    newest: dict[str, int] = {}
-    for it, rank in zip(items, ranks):
+    newest = np.arange(len(items))
+    by_key: dict[str, int] = {}
+    for pos in np.argsort(ranks, kind="stable"):  # newest versions first
+        for e in items[pos].entries.values():
+            by_key.setdefault(_question_key(e.question), int(pos))
+    for pos, it in enumerate(items):
         for e in it.entries.values():
-            key = _question_key(e.question)
-            newest[key] = min(newest.get(key, 99), rank)
-    mask = np.array([all(newest[_question_key(e.question)] >= rank for e in it.entries.values())
-                     for it, rank in zip(items, ranks)], dtype=bool)
+            other = by_key[_question_key(e.question)]
+            if ranks[other] < ranks[newest[pos]]:
+                newest[pos] = other
     if index is not None and len(index.rows):
         q_rows = np.flatnonzero(index.rows["kind"] == KIND_Q)
         owner = index.rows["item"][q_rows]
         sims = index.vectors[q_rows] @ index.vectors[q_rows].T
         newer = ranks[owner][None, :] < ranks[owner][:, None]  # column item is newer than row item
-        close = (sims >= NEAR_DUPLICATE) & newer
-        mask[np.unique(owner[close.any(axis=1)])] = False
-    return mask
+        grams: dict[int, set[str]] = {}
+        for a, b in zip(*np.nonzero((sims >= TWIN_QUESTION) & newer)):
+            row, col = int(owner[a]), int(owner[b])
+            if sims[a, b] < NEAR_DUPLICATE:
+                ga = grams.setdefault(row, _answer_grams(items[row]))
+                gb = grams.setdefault(col, _answer_grams(items[col]))
+                if len(ga & gb) < TWIN_ANSWER * max(1, len(ga | gb)):
+                    continue
+            if ranks[col] < ranks[newest[row]]:
+                newest[row] = col
+    return newest
+
+
+def _answer_grams(item: FaqItem) -> set[str]:
+    entry = item.entries.get("zh") or item.entry("en")
+    text = "".join(ch for ch in entry.answer.lower() if ch.isalnum())
+    return {text[k:k + 4] for k in range(max(1, len(text) - 3))}
+
+
+def _latest_mask(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndarray:
+    """True for each item unless the same entry exists in a newer version (_newest_twin)."""
+    newest = _newest_twin(items, index)
+    return newest == np.arange(len(items))
 
 
 def _load_or_build_lexical(settings: Settings, embedder: Embedder, rebuild: bool = False) -> tuple[FaqIndex, LexicalIndex]:

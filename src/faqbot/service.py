@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from faqbot.answer import safe_markdown
+from faqbot.answer import DEFAULT_BANDS, Bands, render_markdown, render_text, safe_markdown
 from faqbot.config import NUMERIC_RANGES, Settings, SettingsError, check_number
+from faqbot.corpus_config import CorpusConfig, CorpusConfigError, load_corpus_config
 from faqbot.conversation import Conversation, HistoryError, Turn, search_in_context
 from faqbot.feedback import DISLIKE, LIKE, OFF_TOPIC, wording_key
 from faqbot.schema import Hit, SearchResult
@@ -64,6 +66,7 @@ class Answer:
 
     result: SearchResult
     related: list[Hit] = field(default_factory=list)
+    config: CorpusConfig | None = None  # the corpus's texts and fallback links (None: the built-in texts)
 
     @property
     def level(self) -> str:
@@ -84,7 +87,19 @@ class Answer:
         out = self.result.to_dict()
         for answer in out["answers"]:
             answer["answer"] = safe_markdown(answer["answer"])  # as the chat shows it: raw HTML as text
+        if self.config is not None and self.result.match == "none" and self.result.query.strip():
+            links = self.config.fallback_links(self.result.query, self.result.lang)
+            if links:  # the corpus's "search the docs" / "open an issue", the question filled in
+                out["fallback_links"] = [{"label": label, "url": url} for label, url in links]
         return out
+
+    def markdown(self, bands: Bands = DEFAULT_BANDS, list_suggestions: bool = True) -> str:
+        """The chat's markdown (browser, Gradio `/ask`), in the corpus's own words."""
+        return render_markdown(self.result, bands, self.related, list_suggestions, config=self.config)
+
+    def text(self, bands: Bands = DEFAULT_BANDS) -> str:
+        """The terminal's text (`faqbot ask`, `faqbot chat`), in the corpus's own words."""
+        return render_text(self.result, bands, self.related, config=self.config)
 
 
 def error_object(query: Any, message: str) -> dict:
@@ -109,13 +124,26 @@ def json_depth(body: bytes) -> int:
     return int(np.cumsum(steps).max(initial=0))
 
 
+def corpus_config(settings: Settings) -> CorpusConfig:
+    """The served corpus's config (its faqbot.toml, or the bundled one its layout matches); a broken file is
+    logged and the defaults are used, so the bot still answers."""
+    try:
+        return load_corpus_config(settings.corpus_dir)
+    except CorpusConfigError as exc:
+        log.warning("%s; the default texts are used", exc)
+        return CorpusConfig(name=Path(settings.corpus_dir).resolve().name or "faq")
+
+
 class FaqService:
     """The retriever, the settings and the feedback store (None: nothing is logged, as in the CLI), behind the
-    few calls the front ends make."""
+    few calls the front ends make. `config`: the corpus's title, texts, examples and links, read once here
+    from settings.corpus_dir (every front end shows them from here)."""
 
-    def __init__(self, retriever: Any, settings: Settings, store: Any = None, health: dict | None = None):
+    def __init__(self, retriever: Any, settings: Settings, store: Any = None, health: dict | None = None,
+                 config: CorpusConfig | None = None):
         self.retriever = retriever
         self.settings = settings
+        self.config = config if config is not None else corpus_config(settings)
         self.store = store
         self.index_health = health or {}
         self.versions = ["latest", *[v for v in retriever.versions if v != "latest"], "all"]
@@ -202,7 +230,7 @@ class FaqService:
         if result.in_scope and result.hits:
             related = list(self.retriever.related(result.hits[0].item.id, result.lang, k=RELATED_K,
                                                   version=f.version, component=f.component))
-        answer = Answer(result, related)
+        answer = Answer(result, related, self.config)
         self._log_off_topic(answer)
         return answer
 

@@ -15,8 +15,9 @@ from typing import Any
 import gradio as gr
 from starlette.middleware import Middleware
 
-from faqbot.answer import DEFAULT_BANDS, Bands, escape_markdown, render_markdown, scrub_text, suggestions
+from faqbot.answer import DEFAULT_BANDS, Bands, escape_markdown, scrub_text, suggestions
 from faqbot.config import Settings
+from faqbot.corpus_config import CorpusConfig
 from faqbot.conversation import Conversation
 from faqbot.feedback import FeedbackStore
 from faqbot.service import Answer, FaqService, InputError
@@ -28,24 +29,17 @@ log = logging.getLogger(__name__)
 RETRIEVAL_CONCURRENCY = 4
 ECHO_LIMIT = 2000  # a long paste is echoed shortened in the user's bubble; the search gets the full text
 
-INTRO = """\
-## MindSpore FAQ bot · MindSpore 常见问题助手
-Ask about installing, training, debugging or deploying MindSpore, in **English or Chinese**: the answer comes
-from the official MindSpore FAQ, with its source and how sure the bot is.
-用**中文或英文**提问 MindSpore 的安装、训练、调试、部署等问题，答案来自 MindSpore 官方 FAQ，并附出处和置信度。
-"""
+def intro(config: CorpusConfig) -> str:
+    """The chat's heading and its intro paragraphs (English first), from the corpus config."""
+    paragraphs = [config.intro[lang] for lang in ("en", "zh") if config.intro.get(lang)]
+    paragraphs += [text for lang, text in config.intro.items() if lang not in ("en", "zh") and text]
+    return "\n".join([f"## {config.heading}", *paragraphs]) + "\n"
+
 
 PLACEHOLDER = """\
 ### 👋 Ask a question · 请提问
 Pick an example below or type your own. · 点击下面的示例，或直接输入问题。
 """
-
-EXAMPLES = [  # each lands on a good answer (checked on the shipped index)
-    "MindSpore 支持 Windows 吗？",
-    "Which Python version does MindSpore need?",
-    "怎么把数据集的两列合并成一列？",
-    "How can I merge two dataset columns into one?",
-]
 
 def privacy_notice(log_questions: bool) -> str:
     """The short notice under the input: what is stored, and that personal data is masked."""
@@ -166,7 +160,7 @@ class FaqChat:
         """Answer a question as markdown: the FAQ entry, confidence, version, component and links. `history`
         (optional): the earlier questions of the conversation, oldest first, for follow-ups such as "那 GPU 版本呢？"."""
         answer = self.lookup(question, version, component, history=history, where="/ask")
-        return render_markdown(answer.result, self.bands, answer.related)
+        return answer.markdown(self.bands)
 
     def search(self, question: str, k: int = 5, version: str = "latest", component: str = "",
                history: list[str] | None = None) -> dict:
@@ -191,7 +185,7 @@ class FaqChat:
         answer = self.lookup(message, version, component, history=conversation)
         reply = {
             "role": "assistant",
-            "content": render_markdown(answer.result, self.bands, answer.related, list_suggestions=False),
+            "content": answer.markdown(self.bands, list_suggestions=False),
             "options": [{"value": q, "label": _plain(q)} for q in suggestions(answer.result, answer.related)],
         }
         history += [{"role": "user", "content": _echo(message)}, reply]
@@ -253,8 +247,9 @@ def build_blocks(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_B
     retrieval = {"concurrency_id": "retrieval", "concurrency_limit": RETRIEVAL_CONCURRENCY}
 
     # analytics off: Gradio would otherwise call home (telemetry, version check) from every deployment
-    with gr.Blocks(title="MindSpore FAQ bot", analytics_enabled=False) as demo:
-        gr.Markdown(INTRO, elem_id="intro")
+    config = chat.service.config  # the corpus's title, intro and examples (corpus_config.py)
+    with gr.Blocks(title=config.page_title, analytics_enabled=False) as demo:
+        gr.Markdown(intro(config), elem_id="intro")
         with gr.Accordion("Filters · 筛选", open=True, elem_id="filters"), gr.Row(equal_height=True):
             version = gr.Radio(
                 version_choices(list(retriever.versions)),
@@ -272,12 +267,12 @@ def build_blocks(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_B
             )
         chatbot = gr.Chatbot(
             elem_id="faq-chat",
-            label="MindSpore FAQ",
+            label=config.display_title,
             show_label=False,
             height="68vh",
             min_height=420,
             placeholder=PLACEHOLDER,
-            examples=[{"text": q, "display_text": q} for q in EXAMPLES],
+            examples=[{"text": q, "display_text": q} for q in config.example_questions()] or None,
             feedback_options=("Like", "Dislike"),
             latex_delimiters=[],  # shell `$VAR`s are not formulas
             sanitize_html=True,
