@@ -111,7 +111,7 @@ def memory(app: bench.AppProcess, base: str, calls: int) -> None:
             lambda: gradio(base, "search", ["install", 3, "latest", "", under]),
             lambda: gradio(base, "ask", ["install", "latest", "", under])],
     }
-    print(f"\n2. Memory: {calls} calls each, RSS of the app before and 6 s after (the pruning task runs every 5 s)")
+    print(f"\n2. Memory: {calls} calls each, RSS of the app before and 6 s after (the pruning task runs every second)")
     for name, kinds in rounds.items():
         for i in range(6):
             kinds[i % len(kinds)]()  # warm-up

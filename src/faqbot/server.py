@@ -26,7 +26,7 @@ from faqbot.service import InputError, index_health
 from faqbot.web import CSS, STATE_SESSION_CAPACITY, THEME, build_blocks, complete_api_call
 
 
-PRUNE_SECONDS = 5.0
+PRUNE_SECONDS = 1.0  # finished sessions (and their inputs) live at most about this long
 API_CALL = re.compile(r"^/gradio_api/(?:call|run)/([a-z_]+)/?$")  # a plain-HTTP call of a named Gradio API
 
 
