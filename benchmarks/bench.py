@@ -42,6 +42,9 @@ import faqbot  # noqa: F401 - before numpy: whatever process-wide settings faqbo
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import floor as model_floor  # noqa: E402 - benchmarks/floor.py: the model alone, in processes of its own
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEVSET = REPO_ROOT / "tests" / "data" / "devset.jsonl"
 SCALE_SCRIPT = REPO_ROOT / "benchmarks" / "scale.py"
@@ -193,7 +196,7 @@ def recall_figures(ranked: list[list[str]], rows: list[dict]) -> dict:
 
 def bench_build(corpus, embedder, out_dir: Path, max_items: int | None) -> dict:
     """Dense + BM25 index of the bundled corpus (or its first `max_items` items in --quick) into `out_dir`."""
-    from faqbot.index import build_index
+    from faqbot.store import build_index
     from faqbot.search import build_lexical
 
     if max_items:
@@ -841,7 +844,7 @@ def bench_scale(quick: bool, index_dir: Path, env: dict) -> dict:
 def serving_index(built_dir: Path, build: dict, corpus, embedder, workdir: Path) -> tuple[Path, str]:
     """The shipped index when it is current; else an index of the whole corpus in the temp dir."""
     from faqbot.config import Settings
-    from faqbot.index import index_status
+    from faqbot.store import index_status
 
     settings = Settings()
     shipped = Path(getattr(settings, "model_index_dir", settings.index_dir))
@@ -1241,6 +1244,71 @@ def instance_memory() -> dict:
             "note": "MB; the 4-bit weights are a read-only mmap of one file: counted in Rss per mapping, shared in Pss"}
 
 
+def lone_with_busy_core(retriever, questions: list[str], block: int = 20) -> dict:
+    """The lone question in process (cache off), quiet and with one core taken by a busy loop in another process,
+    in alternating blocks so that both see the same drift in the machine's load."""
+    quiet: list[float] = []
+    busy: list[float] = []
+    for start in range(0, len(questions), block):
+        for out, ctx in ((quiet, contextlib.nullcontext()), (busy, model_floor.BusyCore())):
+            with ctx:
+                for q in questions[start:start + block]:
+                    clear_query_cache(retriever.embedder)
+                    t0 = time.perf_counter()
+                    retriever.search(q)
+                    out.append(time.perf_counter() - t0)
+    return {"quiet": summary(quiet), "busy_core": summary(busy), "load": uptime_load()}
+
+
+def ask_jsonl_marginal(index_dir: Path, questions: list[str], env: dict) -> dict:
+    """`faqbot ask --jsonl`: the wall time of N questions minus that of 1, per extra question (fresh processes,
+    the shipped index); what a user pays per question once the process is up."""
+    def run(qs: list[str]) -> float:
+        cmd = faqbot_command() + ["ask", "--index", str(index_dir), "--jsonl"]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, input="\n".join(json.dumps({"query": q}, ensure_ascii=False) for q in qs) + "\n",
+                              capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=1800)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0 or len(proc.stdout.strip().splitlines()) != len(qs):
+            raise RuntimeError(f"`faqbot ask --jsonl` failed (exit {proc.returncode}): {proc.stderr[-1000:]}")
+        return wall
+    load = uptime_load()
+    one = min(run(questions[:1]) for _ in range(2))
+    many = run(questions)
+    return {"questions": len(questions), "one_s": round(one, 3), "all_s": round(many, 3),
+            "marginal_ms": round(1000 * (many - one) / (len(questions) - 1), 2), "load_at_start": load}
+
+
+def one_entry_rebuild(corpus, embedder, out_dir: Path) -> dict:
+    """A full build (nothing reused) into `out_dir`, then the same corpus with one entry's answer edited, rebuilt
+    over it: what is embedded again, and the time."""
+    from faqbot import store
+
+    cpu0 = process_cpu_s()
+    t0 = time.perf_counter()
+    full = store.build(corpus, embedder, out_dir, progress=False, reuse=False)
+    full_s = time.perf_counter() - t0
+    full_cpu = process_cpu_s() - cpu0
+    item_no = next(i for i, it in enumerate(corpus.items) if "en" in it.entries)
+    item = corpus.items[item_no]
+    entry = item.entries["en"]
+    edited = replace(item, entries={**item.entries, "en": replace(entry, answer="(edited) " + entry.answer)})
+    changed = replace(corpus, items=[edited if i == item_no else it for i, it in enumerate(corpus.items)])
+    t0 = time.perf_counter()
+    again = store.build(changed, embedder, out_dir, progress=False)
+    return {"full_s": round(full_s, 2), "full_cpu_s": round(full_cpu, 1), "full_counts": full.manifest["counts"],
+            "one_entry_s": round(time.perf_counter() - t0, 2), "one_entry_counts": again.manifest["counts"],
+            "load_at_end": uptime_load()}
+
+
+def build_texts(corpus, embedder) -> list[tuple[bool, str]]:
+    """The (is_query, text) of every vector a full build embeds (question rows as queries, passages as passages)."""
+    from faqbot.index import KIND_Q, plan_rows
+
+    rows, texts = plan_rows(list(corpus.items), embedder)
+    return list(dict.fromkeys((bool(kind == KIND_Q), t) for kind, t in zip(rows["kind"], texts)))
+
+
 def bench_serving(cfg: dict) -> dict:
     """Issue 12's figures in one run: model bound, idle in-process uncached latency, /api/search idle and under 16
     clients with its stage breakdown, Gradio /ask at 16 clients, and (unless --no-build) the index build."""
@@ -1272,11 +1340,16 @@ def bench_serving(cfg: dict) -> dict:
         retriever = Retriever.from_settings(settings, rebuild=False)
         rows = load_workload(retriever.items, cfg["questions"])
         questions = [r["q"] for r in rows]
+        distinct = [f"{q} (#f{i})" for i, q in enumerate(questions * 4)]  # like the load runs' distinct texts
+        attempt("floor", model_floor.floor, questions, distinct)
+        attempt("floor_busy_core", model_floor.lone, questions[:200], None, None, "bare", True)
         attempt("model_bound", model_bound, questions, seconds)
         load = uptime_load()
         attempt("idle_inprocess", bench_warm, retriever, rows, cfg["passes"])
         if "idle_inprocess" in report:
             report["idle_inprocess"]["load_at_start"] = load
+        attempt("lone_busy_core", lone_with_busy_core, retriever, questions[:200])
+        attempt("ask_jsonl", ask_jsonl_marginal, index_dir, questions, env)
         del retriever
 
         def app_figures():
@@ -1312,8 +1385,12 @@ def bench_serving(cfg: dict) -> dict:
         attempt("app", app_figures)
         if cfg.get("build", True):
             corpus = load_corpus(settings.corpus_dir)
+            if cfg["build_items"]:
+                corpus = replace(corpus, items=corpus.items[:cfg["build_items"]])
             embedder = load_embedder(settings.model)
-            attempt("build", lambda: {**bench_build(corpus, embedder, workdir / "index", cfg["build_items"]), "load_at_end": uptime_load()})
+            attempt("build_floor", model_floor.batches, build_texts(corpus, embedder))
+            attempt("build", one_entry_rebuild, corpus, embedder, workdir / "index")
+        attempt("floor_end", model_floor.floor, questions, distinct)  # the floor again: how much the load drifted
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     report["machine"]["loadavg_end"] = uptime_load()
@@ -1321,7 +1398,88 @@ def bench_serving(cfg: dict) -> dict:
     return report
 
 
+def serving_targets(rep: dict) -> list[dict]:
+    """Issue 21's targets: each faqbot figure beside the model-alone floor taken in the same run, as a ratio."""
+    f = rep.get("floor") or {}
+    lone2 = f.get("lone_2_threads") or f.get("lone_all_threads") or {}
+    bound = (f.get("n_processes_1_thread") or {}).get("per_s")
+    w = (rep.get("idle_inprocess") or {}).get("total") or {}
+    app = rep.get("app") or {}
+    api_idle = app.get("api_idle_new_question") or {}
+    api16 = app.get("api_16_clients") or {}
+    ask16 = app.get("ask_16_clients") or {}
+    busy = rep.get("lone_busy_core") or {}
+    fb = rep.get("floor_busy_core") or {}
+    jl = rep.get("ask_jsonl") or {}
+    b, bf = rep.get("build") or {}, rep.get("build_floor") or {}
+    rows = []
+
+    def row(name, floor_v, faqbot_v, ratio_v, goal, met, unit="ms"):
+        rows.append({"target": name, "floor": floor_v, "faqbot": faqbot_v, "ratio": ratio_v, "goal": goal,
+                     "met": met, "unit": unit})
+
+    if lone2.get("p50_ms") and w.get("p50_ms"):
+        r = w["p50_ms"] / lone2["p50_ms"]
+        row("lone question in process, p50", lone2["p50_ms"], w["p50_ms"], r, "<= 1.10 x floor + 1 ms",
+            w["p50_ms"] <= 1.10 * lone2["p50_ms"] + 1)
+    if lone2.get("mean_ms") and jl.get("marginal_ms"):
+        r = jl["marginal_ms"] / lone2["mean_ms"]
+        row("faqbot ask --jsonl, per extra question (floor: mean)", lone2["mean_ms"], jl["marginal_ms"], r, "<= 1.15 x", r <= 1.15)
+    if lone2.get("p50_ms") and api_idle.get("p50_ms"):
+        row("/api/search idle, p50", lone2["p50_ms"], api_idle["p50_ms"], api_idle["p50_ms"] / lone2["p50_ms"],
+            "<= floor + 5 ms", api_idle["p50_ms"] <= lone2["p50_ms"] + 5)
+    if bound and api16.get("answered_per_s"):
+        r = api16["answered_per_s"] / bound
+        p99_goal = 1.5 * 16 / bound * 1000
+        p99 = (api16.get("latency") or {}).get("p99_ms") or 0
+        row("/api/search 16 clients, req/s", bound, api16["answered_per_s"], r,
+            f">= 0.85 x, 0 errors, p99 <= {p99_goal:.0f} ms (p99 {p99:.0f})",
+            r >= 0.85 and api16.get("errors") == 0 and p99 <= p99_goal, "q/s")
+    if bound and ask16.get("answered_per_s"):
+        r = ask16["answered_per_s"] / bound
+        row("Gradio /ask 16 clients, req/s", bound, ask16["answered_per_s"], r, ">= 0.70 x", r >= 0.70, "q/s")
+    if bf.get("seconds") and b.get("full_s"):
+        r = b["full_s"] / bf["seconds"]
+        row("full build, s", bf["seconds"], b["full_s"], r, "<= 1.15 x", r <= 1.15, "s")
+    if b.get("one_entry_s") is not None:
+        c = b.get("one_entry_counts") or {}
+        row(f"one changed entry re-indexed, s (embedded {c.get('embedded')})", None, b["one_entry_s"], None, "<= 3 s",
+            b["one_entry_s"] <= 3, "s")
+    if busy.get("quiet") and busy.get("busy_core"):
+        q99, b99 = busy["quiet"]["p99_ms"], busy["busy_core"]["p99_ms"]
+        floor_txt = f"bare model {fb.get('p99_ms')}" if fb else None
+        row("lone question p99, one core busy / quiet", floor_txt, f"{b99:.1f} / {q99:.1f}", b99 / q99, "<= 3 x", b99 / q99 <= 3)
+    if lone2.get("cpu_ms_per_call") and api16.get("app_cpu_ms_per_request"):
+        one = (f.get("lone_1_thread") or {}).get("cpu_ms_per_call") or lone2["cpu_ms_per_call"]
+        row("CPU per request, /api/search 16 clients (floor: model CPU per call, 1 thread)", one,
+            api16["app_cpu_ms_per_request"], api16["app_cpu_ms_per_request"] / one, "-", None)
+    return rows
+
+
+def print_targets(rep: dict) -> None:
+    f = rep.get("floor") or {}
+    print(f"machine: {f.get('machine') or rep['machine'].get('date')}; load at start {rep['machine']['loadavg_start']}, "
+          f"end {rep['machine'].get('loadavg_end')}; floor at the end: {(rep.get('floor_end') or {}).get('machine', '-')}")
+    print(f"{'target':<62} {'floor':>10} {'faqbot':>16} {'ratio':>6}  {'goal':<34} met")
+    for r in serving_targets(rep):
+        fl = r["floor"] if isinstance(r["floor"], str) or r["floor"] is None else f"{r['floor']:.1f}"
+        fq = r["faqbot"] if isinstance(r["faqbot"], str) else f"{r['faqbot']:.1f}"
+        ra = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        met = "-" if r["met"] is None else ("yes" if r["met"] else "NO")
+        print(f"{r['target']:<62} {fl or '-':>10} {fq:>16} {ra:>6}  {r['goal']:<34} {met}")
+    for key in ("floor", "floor_end"):
+        if rep.get(key):
+            fl = rep[key]
+            print(f"{key}: " + "; ".join(f"{k} p50 {v['p50_ms']} p99 {v['p99_ms']} ms, {v.get('per_s') or round(1000 / v['mean_ms'], 1)} q/s, "
+                                         f"CPU {v['cpu_ms_per_call']} ms/call, load {v['load1_at_start']}"
+                                         for k, v in fl.items() if isinstance(v, dict)))
+    if rep.get("build_floor"):
+        print(f"build floor: {rep['build_floor']}")
+    print()
+
+
 def print_serving(rep: dict) -> None:
+    print_targets(rep)
     m = rep["machine"]
     print(f"faqbot serving benchmark (issue 12) — {m['date']}; {m['nproc']} cores; load at start {m['loadavg_start']}, end {m.get('loadavg_end')}")
     if mb := rep.get("model_bound"):
@@ -1352,8 +1510,8 @@ def print_serving(rep: dict) -> None:
                       f"{t['app_cpu_ms_per_request']} ms/request, RSS after {t['rss_mb_after']} MB (load {t['load_at_start']})")
         print(f"app memory: {a.get('memory')}")
     if b := rep.get("build"):
-        print(f"index build: {b['seconds']:.1f} s ({b['vectors']} vectors, dense {b['dense_seconds']:.1f} s, embedded {b['embedded']}), "
-              f"CPU {b.get('cpu_seconds')} s; load at end {b['load_at_end']}")
+        print(f"index build: {b['full_s']:.1f} s, CPU {b['full_cpu_s']} s, {b['full_counts']}; one entry edited: "
+              f"{b['one_entry_s']} s, {b['one_entry_counts']}; load at end {b['load_at_end']}")
     for name, err in rep.get("errors", {}).items():
         print(f"section {name} FAILED: {err.splitlines()[0]}")
 
@@ -1436,6 +1594,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serving", action="store_true", help="only issue 12's serving figures (model bound, idle, "
                         "/api/search idle and at 16 clients with stages, /ask at 16 clients, build)")
     parser.add_argument("--no-build", action="store_true", help="with --serving: skip the index build")
+    parser.add_argument("--passes", type=int, help="with --serving: passes over the dev questions in process (default 3)")
+    parser.add_argument("--repeat-runs", type=int, help="with --serving: runs of issue 12's repeated workload (default 3)")
     parser.add_argument("--soak", nargs="?", type=float, const=10.0, metavar="MINUTES",
                         help="soak the app: 16 clients, distinct questions, throughput and RSS per interval (default 10 min)")
     parser.add_argument("--clients", type=int, default=16, help="clients for --soak (default %(default)s)")
@@ -1458,7 +1618,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rep, ensure_ascii=False, indent=1)) if args.json else print_soak(rep)
         return 1 if rep["errors"] else 0
     if args.serving:
-        rep = bench_serving({**(QUICK if args.quick else FULL), "build": not args.no_build})
+        cfg = {**(QUICK if args.quick else FULL), "build": not args.no_build}
+        if args.passes:
+            cfg["passes"] = args.passes
+        if args.repeat_runs:
+            cfg["repeat_runs"] = args.repeat_runs
+        rep = bench_serving(cfg)
         if args.save:
             args.save.write_text(json.dumps(rep, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         print(json.dumps(rep, ensure_ascii=False, indent=1)) if args.json else print_serving(rep)

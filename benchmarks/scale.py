@@ -33,8 +33,8 @@ from faqbot.index import (
     KIND_Q,
     choose_index_type,
     make_faiss_index,
-    read_index,
 )
+from faqbot.store import read_index
 
 K = 10
 

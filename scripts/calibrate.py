@@ -11,6 +11,7 @@ held-out splits. Everything goes through `Retriever.rank`, the one ranking decis
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -93,6 +94,41 @@ def _persist_queries(retriever: Retriever, path: Path) -> None:
     atexit.register(lambda: np.savez(path, texts=np.array(list(cache)), vectors=np.stack(list(cache.values()))))
 
 
+def _follow_up_scale() -> Logistic:
+    """The written-question answer model the follow-up rule was tuned on: the stored `follow_up`, else `answer`."""
+    try:
+        stored = Calibration.from_json(json.loads(CALIBRATION_FILE.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"--real keeps the follow-up scale of {CALIBRATION_FILE}, which cannot be read ({exc}); "
+                         "restore it (git checkout) or run without --real first") from None
+    return stored.follow_up or stored.answer
+
+
+def _specificity_sweep(retriever: Retriever, judged: list[Judged]) -> None:
+    """Not kept (docs/retrieval.md): would a pasted error shared by several entries be better left to `related`?
+    For each asserted answer quoting a causal error: how many latest entries hold >= s of its words (IDF-weighted)
+    ("s>=0.8"), and how many hold at least as much of it as the first entry ("ties")."""
+    from faqbot.paste import paste_signal
+    from faqbot.search import _keep_lines
+    from faqbot.text import to_simplified
+
+    latest = np.flatnonzero(retriever.filter_mask("latest"))
+    rows = []
+    for j in judged:
+        cause = paste_signal(to_simplified(_keep_lines(j.question.q))).cause
+        if j.ranking.match != "answer" or not cause:
+            continue
+        cover = np.array([retriever.lexical.coverage(cause, int(d)) for d in latest])
+        rows.append((j.right, j.question.kind == "real", int((cover >= 0.8).sum()),
+                     int((cover >= max(j.ranking.signals["err_cover"], 0.3) - 1e-6).sum())))
+    print(f"\n## Specificity of the quoted error ({len(rows)} asserted answers quoting one; tuning data, this calibration)")
+    for name, col in (("entries holding >= 0.8 of it", 2), ("entries holding it as well as the first", 3)):
+        for n in (2, 3):
+            hit = [r for r in rows if r[col] >= n]
+            print(f"  {name} >= {n}: would withdraw {sum(r[0] for r in hit)} right and {sum(not r[0] for r in hit)} wrong "
+                  f"assertions ({sum(r[1] for r in hit)} real)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", action="store_true", help=f"write {CALIBRATION_FILE.name}")
@@ -134,6 +170,12 @@ def main() -> None:
             best_d, best_r1 = d, m.r1
     print(f"  chosen discount={best_d}")
 
+    shipped = RankingParams()
+    if (best_w, best_d) != (shipped.lexical_weight, shipped.segment_discount):
+        print(f"\nthe sweeps below and the fit use the shipped lexical_weight={shipped.lexical_weight}, segment_discount="
+              f"{shipped.segment_discount}: the follow-up rule's cases and the paraphrase test were set on them")
+    best_w, best_d = shipped.lexical_weight, shipped.segment_discount
+
     print("\n## BM25 reach (the bonus only for entries within r of the best dense score), tuning covered questions")
     real_covered = [q for q in real_tune if q.gold_ids]
     best_r = None
@@ -145,25 +187,11 @@ def main() -> None:
     print(f"  shipped reach={best_r}: the loosest limit that keeps 'How can I remove MindSpore from my machine?' on "
           "'How to uninstall MindSpore?' (docs/retrieval.md); R@1 is the same for every value on tuning data")
 
-    print("\n## Causal-error cover an asserted answer needs (questions quoting an error), assertions on tuning data")
-    best_c, best_key = 0.0, (-1.0, 0.0)
-    for cc in (0.0, 0.2, 0.3, 0.4, 0.5):
-        p = replace(RankingParams(), lexical_weight=best_w, segment_discount=best_d, lexical_reach=best_r,
-                    cause_cover=cc)
-        m, mr = metrics(judge(retriever, tune, p)), metrics(judge(retriever, real_tune, p))
-        print(f"  cover>={cc:<4} written: asserted {m.asserted} precision {m.answer_precision:.3f} | real: asserted "
-              f"{mr.asserted} right {mr.answer_precision:.3f}, uncovered asserted {mr.offtopic_asserted:.3f}")
-        key = (mr.answer_precision, -cc)
-        if m.answer_precision >= TARGET_PRECISION and mr.asserted and key > best_key:
-            best_c, best_key = cc, key
-    print(f"  chosen cover={best_c} (the lowest with the best real precision while written precision stays >= "
-          f"{TARGET_PRECISION})")
+    params = shipped  # the cause-cover gate does not change the fit (target: the first entry is right); swept below
 
-    params = replace(RankingParams(), lexical_weight=best_w, segment_discount=best_d, lexical_reach=best_r,
-                     cause_cover=best_c)
     # --real: the answer model also learns from the real tuning questions, with the causal-error cover and the
-    # product conflict as features. Not the shipped fit: it moves the confidence scale that the follow-up rule's
-    # constants (conversation.ContextRule) were chosen on (docs/retrieval.md, "Real users' questions")
+    # product conflict as features. That moves the confidence scale; the follow-up rule's gates (conversation.
+    # ContextRule) were chosen on the written answer model, so that model is kept beside it as `follow_up`
     fit_on = tune + real_tune if args.real else tune
     judged = judge(retriever, fit_on, params)
     names = FEATURES if args.real else SCOPE_FEATURES
@@ -187,8 +215,24 @@ def main() -> None:
     calibration = Calibration(answer, scope, answer_at, none_at, model=DEFAULT_MODEL,
                               note=f"fit by scripts/calibrate.py on the tuning split ({len(tune)} questions"
                                    + (f", {len(real_tune)} real ones weighted {REAL_WEIGHT:g}" if args.real else "") + "); "
-                                   f"lexical_weight={best_w}, segment_discount={best_d}, lexical_reach={best_r}, "
-                                   f"cause_cover={best_c}")
+                                   f"lexical_weight={best_w}, segment_discount={best_d}, lexical_reach={best_r}, ",
+                              follow_up=_follow_up_scale() if args.real else None)
+    retriever.calibration = calibration
+    print("\n## Causal-error cover an asserted answer needs (questions quoting an error), tuning data, this calibration")
+    best_c, best_key = 0.0, (-1.0, 0.0)
+    for cc in (0.0, 0.2, 0.3, 0.4, 0.5):
+        p = replace(RankingParams(), lexical_weight=best_w, segment_discount=best_d, lexical_reach=best_r,
+                    cause_cover=cc)
+        m, mr = metrics(judge(retriever, tune, p)), metrics(judge(retriever, real_tune, p))
+        print(f"  cover>={cc:<4} written: asserted {m.asserted} precision {m.answer_precision:.3f} | real: asserted "
+              f"{mr.asserted} right {mr.answer_precision:.3f}, uncovered asserted {mr.offtopic_asserted:.3f}")
+        key = (mr.answer_precision, -cc)
+        if m.answer_precision >= TARGET_PRECISION and mr.asserted and key > best_key:
+            best_c, best_key = cc, key
+    print(f"  chosen cover={best_c} (the lowest with the best real precision while written precision stays >= "
+          f"{TARGET_PRECISION})")
+    params = replace(params, cause_cover=best_c)
+    calibration = replace(calibration, note=calibration.note + f"cause_cover={best_c}")
     retriever.calibration = calibration
     mr = metrics(judge(retriever, real_tune, params))
     print(f"\n## Real tuning questions with this calibration: R@1 {mr.r1:.3f} R@3 {mr.r3:.3f}, asserted {mr.asserted} "
@@ -197,6 +241,7 @@ def main() -> None:
     print(f"\n## Tuning split with this calibration: R@1 {m.r1:.3f}, asserted {m.asserted} at precision "
           f"{m.answer_precision:.3f}, covered none {m.covered_none:.3f}, off-topic asserted {m.offtopic_asserted:.3f}, "
           f"hard negatives asserted {m.hard_asserted:.3f}")
+    _specificity_sweep(retriever, judge(retriever, tune + real_tune, params))
     if args.write:
         calibration.save()
         print(f"\nwrote {CALIBRATION_FILE}; set RankingParams defaults to lexical_weight={best_w}, "

@@ -33,6 +33,7 @@ import numpy as np
 from faqbot.config import Settings
 from faqbot.conversation import (
     DEFAULT_RULE, ContextRule, answer_threshold, as_result, decide, level, needs_context, own_oov, own_words, page_of,
+    rule_confidence,
     search_in_context, topic_query,
 )
 from faqbot.schema import SearchResult
@@ -196,7 +197,7 @@ def tune(turns: list[Turn]) -> ContextRule:
     for g, values in enumerate(gate_values):
         rule = ContextRule(**dict(zip(gates, values)))
         open_[g] = [needs_context(t.alone, t.oov, rule, t.words) for t in turns]
-    conf = np.array([t.alone.confidence for t in turns])
+    conf = np.array([rule_confidence(t.alone) for t in turns])
     best_key, tied = None, []
     for values in itertools.product(*(GRID[n] for n in SCORING)):
         named = dict(zip(SCORING, values))

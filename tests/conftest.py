@@ -120,7 +120,7 @@ def fake_corpus(tmp_path_factory) -> Corpus:
 @pytest.fixture(scope="session")
 def fake_retriever(fake_corpus, fake_embedder):
     """A real Retriever (BM25 and all) over the fixture pages, embedded by HashEmbedder; built in memory."""
-    from faqbot.index import build_index
+    from faqbot.store import build_index
     from faqbot.lexical import LexicalIndex
     from faqbot.search import Retriever
 
@@ -135,7 +135,7 @@ BRANDED_DIR = Path(__file__).parent / "fixtures" / "faqs" / "branded"  # a team'
 @pytest.fixture(scope="session")
 def branded_retriever(fake_embedder):
     """A Retriever over the branded fixture FAQ (tests/fixtures/faqs/branded), embedded by HashEmbedder."""
-    from faqbot.index import build_index
+    from faqbot.store import build_index
     from faqbot.lexical import LexicalIndex
     from faqbot.search import Retriever
 
@@ -270,7 +270,7 @@ def embedder():
 @pytest.fixture(scope="session")
 def shipped_index():
     """The index committed in index/, read as shipped (never rebuilt here: tests must not write to it)."""
-    from faqbot.index import read_index
+    from faqbot.store import read_index
 
     return read_index(REPO_ROOT / "index")
 

@@ -160,7 +160,7 @@ EVIL = ("### Q: How do I show a picture in the MindInsight summary?\n\n"
 def test_the_json_answer_has_no_raw_event_handlers(tmp_path, fake_corpus, fake_embedder):
     from faqbot.config import Settings
     from faqbot.corpus import load_corpus
-    from faqbot.index import build_index
+    from faqbot.store import build_index
     from faqbot.lexical import LexicalIndex
     from faqbot.search import Retriever
     from faqbot.web import FaqChat

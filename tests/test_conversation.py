@@ -344,3 +344,32 @@ def test_jsonl_object_lines_carry_history_and_filters_and_bad_objects_get_an_err
     assert empty["answers"] == [] and empty["message"]
     assert proc.returncode == 0  # a bad line is answered with its error, like an empty line with its message
     assert len([x for x in proc.stderr.splitlines() if x.startswith("faqbot: bad request line")]) == len(bad)
+
+
+def test_the_gates_read_the_follow_up_scale_not_the_shown_confidence():
+    """A refit of the shown confidence on real questions (calibrate.py --real) must not move which follow-ups the
+    topic may re-rank: keep_alone and keep_other_page read `follow_up_confidence`, the written answer model."""
+    from dataclasses import replace as _replace
+
+    topic = _ranking([0.90, 0.30, 0.20], match="answer", confidence=0.9)
+    alone = _replace(_ranking([0.50, 0.40, 0.52], confidence=0.45), follow_up_confidence=0.2)
+    assert int(decide(_ITEMS, alone, topic, ContextRule(keep_other_page=0.4), answer_at=0.75)[0][0]) == 0
+    sure = _replace(_ranking([0.50, 0.40, 0.52], confidence=0.2), follow_up_confidence=0.45)
+    assert decide(_ITEMS, sure, topic, ContextRule(keep_other_page=0.4), answer_at=0.75) is None
+    asserted = _replace(_ranking([0.9, 0.4, 0.3], match="answer", confidence=0.95), follow_up_confidence=0.6)
+    assert needs_context(asserted, oov=0.0, rule=ContextRule(keep_alone=0.85))
+    assert not needs_context(_replace(asserted, follow_up_confidence=0.9), oov=0.0, rule=ContextRule(keep_alone=0.85))
+
+
+def test_the_shipped_calibration_keeps_the_follow_up_scale_it_was_tuned_on():
+    """calibration.json carries the written answer model beside the refit one, and it round-trips."""
+    from dataclasses import replace as _replace
+
+    from faqbot.calibration import Calibration, load_calibration
+
+    cal = load_calibration()
+    assert cal.follow_up is not None and cal.follow_up != cal.answer
+    assert Calibration.from_json(cal.to_json()) == cal
+    signals = dict(zip(cal.answer.features, cal.answer.mean))
+    assert cal.follow_up_prob(signals) == cal.follow_up.prob(signals)
+    assert _replace(cal, follow_up=None).follow_up_prob(signals) == cal.answer.prob(signals)

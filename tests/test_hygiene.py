@@ -104,7 +104,7 @@ EVIL_ANSWER = "Click ![i](javascript:alert(1)) or [here](JAVASCRIPT:alert(2)) or
 def evil_chat(tmp_path_factory, corpus_dir, fake_embedder):
     """FaqChat over one real page whose first answer links to javascript: (as an edited page could)."""
     from faqbot.corpus import load_corpus
-    from faqbot.index import build_index
+    from faqbot.store import build_index
     from faqbot.lexical import LexicalIndex
     from faqbot.search import Retriever
     from faqbot.web import FaqChat

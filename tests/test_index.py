@@ -27,16 +27,13 @@ from faqbot.index import (
     IndexSpec,
     MissingIndexError,
     StaleIndexError,
-    build_index,
     choose_index_type,
     corpus_fingerprint,
-    index_status,
     items_from_json,
     items_to_json,
-    load_index,
     make_faiss_index,
-    read_index,
 )
+from faqbot.store import build_index, index_status, load_index, read_index
 from faqbot.schema import LANGS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -243,7 +240,7 @@ def test_items_survive_a_json_round_trip(corpus):
 
 
 def test_save_and_load_round_trip(shipped_index, tmp_path):
-    from faqbot.index import save_index
+    from faqbot.store import save_index
 
     save_index(shipped_index_copy := _clone(shipped_index), tmp_path / "idx")
     loaded = read_index(tmp_path / "idx")

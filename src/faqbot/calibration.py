@@ -63,6 +63,13 @@ class Calibration:
     none_at: float  # scope probability below: "none"
     model: str = ""
     note: str = ""
+    # the confidence scale the follow-up rule's gates (conversation.ContextRule) were tuned on: the answer model of
+    # the written questions, kept when `answer` is refit on real questions too, so that the refit does not move them
+    follow_up: Logistic | None = None
+
+    def follow_up_prob(self, signals: dict[str, float]) -> float:
+        """The first entry's confidence on the follow-up rule's scale (`answer` when no separate model is stored)."""
+        return (self.follow_up or self.answer).prob(signals)
 
     def decide(self, signals: dict[str, float], answer_at: float | None = None) -> tuple[float, str]:
         """(confidence that the first entry answers, level)."""
@@ -73,13 +80,17 @@ class Calibration:
         return confidence, ("answer" if confidence >= threshold else "related")
 
     def to_json(self) -> dict:
-        return {"model": self.model, "note": self.note, "answer_at": self.answer_at, "none_at": self.none_at,
-                "answer": self.answer.to_json(), "scope": self.scope.to_json()}
+        d = {"model": self.model, "note": self.note, "answer_at": self.answer_at, "none_at": self.none_at,
+             "answer": self.answer.to_json(), "scope": self.scope.to_json()}
+        if self.follow_up is not None:
+            d["follow_up"] = self.follow_up.to_json()
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "Calibration":
         return cls(Logistic.from_json(d["answer"]), Logistic.from_json(d["scope"]), float(d["answer_at"]),
-                   float(d["none_at"]), d.get("model", ""), d.get("note", ""))
+                   float(d["none_at"]), d.get("model", ""), d.get("note", ""),
+                   Logistic.from_json(d["follow_up"]) if d.get("follow_up") else None)
 
     def save(self, path: Path = CALIBRATION_FILE) -> None:
         Path(path).write_text(json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -155,16 +155,24 @@ def own_words(query: str) -> int:
 
 
 def own_oov(retriever: Any, query: str) -> float:
-    """Share of the follow-up's own word weight on words the FAQ never uses (BM25 only: no model call)."""
+    """Share of the follow-up's own word weight on words the FAQ never uses (BM25 vocabulary only: no model
+    call, and no second BM25 scoring of what `rank` already scored)."""
     cleaned, _ = clean_query(query)
     if not cleaned:
         return 1.0
-    return float(retriever.lexical.evidence(to_simplified(cleaned))[1])
+    return retriever.lexical.oov(to_simplified(cleaned))
 
 
 def level(result: Any) -> str:
     """'answer' | 'related' | 'none' (results without answer levels: from in_scope)."""
     return getattr(result, "match", "") or ("answer" if result.in_scope and result.hits else "none")
+
+
+def rule_confidence(alone: Any) -> float:
+    """The follow-up's own confidence on the scale the rule's gates were tuned on (Calibration.follow_up_prob):
+    refitting the shown confidence on real questions must not move which follow-ups the topic may re-rank."""
+    c = getattr(alone, "follow_up_confidence", None)
+    return alone.confidence if c is None else c
 
 
 def needs_context(alone: Any, oov: float, rule: ContextRule = DEFAULT_RULE, words: int | None = None) -> bool:
@@ -175,7 +183,7 @@ def needs_context(alone: Any, oov: float, rule: ContextRule = DEFAULT_RULE, word
         return False  # empty question, or nothing matches the filters
     if oov > rule.max_oov and (words is None or words > rule.short_words):
         return False  # talks about things the FAQ never mentions: stays off-topic
-    return not (level(alone) == "answer" and alone.confidence >= rule.keep_alone)
+    return not (level(alone) == "answer" and rule_confidence(alone) >= rule.keep_alone)
 
 
 def page_of(item: Any) -> tuple[str, str]:
@@ -206,7 +214,7 @@ def decide(items: list, alone: Any, topic: Any, rule: ContextRule = DEFAULT_RULE
     order = order[np.isfinite(scores[order])]
     first, own_first = int(order[0]), int(alone.order[0])
     topic_page = page_of(items[int(topic.order[0])])
-    if page_of(items[own_first]) != topic_page and alone.confidence >= rule.keep_other_page:
+    if page_of(items[own_first]) != topic_page and rule_confidence(alone) >= rule.keep_other_page:
         return None  # confident enough on its own page: a topic switch
     if page_of(items[first]) != topic_page:
         return None  # the follow-up's own evidence outweighs the topic: asked as if alone

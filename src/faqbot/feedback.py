@@ -6,6 +6,10 @@ it. A write that fails (a locked, deleted or unreachable database) is retried; i
 counted in `stats()` and logged, but never raised into an answer. Stored text is masked for obvious personal data
 first, and can be switched off (`log_questions=False`); old rows and rows past the cap are deleted.
 One schema with numbered migrations (the `schema_version` table) serves both backends.
+
+This module is the store (queue, writer, migrations, limits, health); masking is faqbot.privacy, the reports
+faqbot.feedback_reports, the proposals learned from use faqbot.feedback_learning (their names are importable
+from here too).
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ import re
 import sqlite3
 import threading
 import time
-from collections import defaultdict
 from contextlib import closing, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from faqbot.guard import printable, storable, storable_number
+from faqbot import feedback_learning, feedback_reports
+from faqbot.feedback_learning import MAX_PROPOSAL_CHARS, Proposal, wording_key  # noqa: F401 - importable from here
+from faqbot.feedback_reports import cluster_gaps, format_gaps_csv, format_gaps_markdown, format_report  # noqa: F401
+from faqbot.guard import storable, storable_number
 from faqbot.privacy import MAX_MASK_CHARS, mask_personal
 
 log = logging.getLogger(__name__)
@@ -38,9 +44,6 @@ KINDS = ("vote", "off_topic", "click", "rephrase")
 _MAX_QUESTION = 2000  # a long paste is stored shortened; spacing is normalised so the report groups alike text
 _MAX_FIELD = 200  # item ids and session ids are stored at most this long
 _BATCH = 200  # rows written in one transaction
-# `suggest` proposes wordings of at most this many characters: longer is a pasted report (every issue-style dev
-# question is longer than 200 characters, every paraphrase shorter)
-MAX_PROPOSAL_CHARS = 200
 _PG_MIGRATION_LOCK = 7_202_611  # pg_advisory_xact_lock key: two replicas starting at once migrate one after the other
 
 
@@ -620,144 +623,32 @@ class FeedbackStore:
     def count(self) -> int:
         return (self.rows("SELECT count(*) FROM feedback") or [(0,)])[0][0]
 
+    # --- reports (faqbot.feedback_reports) and learning (faqbot.feedback_learning), kept as methods ----------------
+
     def unanswered(self, limit: int = 10) -> list[dict]:
-        """Off-topic questions, most frequent first; the same text in another case or spacing counts as the same."""
-        groups = self.rows(
-            """SELECT lower(trim(question)), count(*) AS n, max(time) AS last, max(lang), max(id)
-               FROM feedback WHERE kind = 'off_topic' AND question <> ''
-               GROUP BY lower(trim(question)) ORDER BY n DESC, last DESC LIMIT ?""",
-            (limit,),
-        )
-        out = []
-        for _key, n, last, lang, last_id in groups:
-            example = self.rows("SELECT question FROM feedback WHERE id = ?", (last_id,))[0][0]
-            out.append({"question": printable(example), "count": n, "last": last, "lang": lang and printable(lang)})
-        return out
+        return feedback_reports.unanswered(self, limit)
 
     def disliked(self, limit: int = 10) -> list[dict]:
-        """Answers with the most thumbs-down, with their thumbs-up and the questions that got them."""
-        dislikes = "sum(CASE WHEN vote = -1 THEN 1 ELSE 0 END)"
-        groups = self.rows(
-            f"""SELECT item_id, {dislikes} AS dislikes, sum(CASE WHEN vote = 1 THEN 1 ELSE 0 END) AS likes,
-                       max(time) AS last
-                FROM feedback WHERE item_id IS NOT NULL AND kind = 'vote'
-                GROUP BY item_id HAVING {dislikes} > 0
-                ORDER BY dislikes DESC, likes ASC, last DESC LIMIT ?""",
-            (limit,),
-        )
-        out = []
-        for item_id, n_dis, n_like, last in groups:
-            questions = self.rows(
-                """SELECT question FROM feedback WHERE item_id = ? AND vote = -1 AND kind = 'vote' AND question <> ''
-                   GROUP BY question ORDER BY max(id) DESC LIMIT 3""",
-                (item_id,),
-            )
-            out.append({"item_id": printable(item_id), "dislikes": int(n_dis), "likes": int(n_like), "last": last,
-                        "questions": [printable(q) for (q,) in questions]})
-        return out
+        return feedback_reports.disliked(self, limit)
 
     def report(self, limit: int = 10, titles: dict[str, str] | None = None) -> dict:
-        """The `faqbot feedback --json` object; `titles` (item id -> FAQ question) names the disliked answers."""
-        disliked = self.disliked(limit)
-        for row in disliked:
-            row["title"] = (titles or {}).get(row["item_id"])
-        return {"db": str(self.path), "unanswered": self.unanswered(limit), "disliked": disliked}
-
-    # --- learning from use ----------------------------------------------------------------------------------------
-
-    def evidence(self) -> dict[tuple[str, str], dict]:
-        """(wording key, item id) -> the evidence that this wording means this entry, from likes, clicks and
-        rephrasings (dislikes of the same pair count against it)."""
-        found: dict[tuple[str, str], dict] = {}
-        for question, item_id, kind, vote, lang, when, session in self.rows(
-            """SELECT question, item_id, kind, vote, lang, time, session FROM feedback
-               WHERE item_id IS NOT NULL AND question <> '' AND kind IN ('vote', 'click', 'rephrase') ORDER BY id"""
-        ):
-            key = (wording_key(question), item_id)
-            ev = found.setdefault(key, {"wording": question, "item_id": item_id, "lang": lang, "likes": 0,
-                                        "dislikes": 0, "clicks": 0, "rephrases": 0, "sessions": set(),
-                                        "first": when, "last": when})
-            if kind == "vote":
-                ev["likes" if vote == LIKE else "dislikes"] += 1
-            else:
-                ev["clicks" if kind == "click" else "rephrases"] += 1
-            if session:
-                ev["sessions"].add(session)
-            ev["last"] = when
-        return found
-
-    def suggest(self, known: dict[str, set[str]] | None = None, max_chars: int | None = MAX_PROPOSAL_CHARS) -> list[dict]:
-        """Open proposals (wording -> item id), numbered, with their evidence. New pairs with more positive than
-        negative evidence are proposed once; a wording that already is one of the item's questions (`known`:
-        item id -> wording keys) is not. Approved or rejected pairs are never proposed again.
-
-        Wordings longer than `max_chars` (None: any length) are not proposed: a pasted issue report is not a
-        question another user will type, and in the simulation (docs/retrieval.md, "Learning from use,
-        simulated") approved pastes pulled other reports to their entry and made near misses asserted."""
-        known = known or {}
-        evidence = self.evidence()
-        with self._editor() as conn:
-            for (key, item_id), ev in evidence.items():
-                positive = ev["likes"] + ev["clicks"] + ev["rephrases"]
-                if positive <= ev["dislikes"] or key in known.get(item_id, set()):
-                    continue
-                if max_chars is not None and len(ev["wording"]) > max_chars:
-                    continue
-                self._execute(
-                    conn,
-                    "INSERT INTO proposals (wording, wording_key, item_id, lang, status, created) VALUES (?, ?, ?, ?, "
-                    "'open', ?) ON CONFLICT (wording_key, item_id) DO NOTHING",
-                    (ev["wording"], key, item_id, ev["lang"], _now()),
-                )
-            open_rows = self._execute(
-                conn, "SELECT id, wording_key, item_id, wording, lang FROM proposals WHERE status = 'open' ORDER BY id"
-            ).fetchall()
-        out = []
-        for number, key, item_id, wording, lang in open_rows:
-            ev = evidence.get((key, item_id))
-            if ev is None or key in known.get(item_id, set()) or (max_chars is not None and len(wording) > max_chars):
-                continue
-            out.append({"n": number, "wording": printable(wording), "item_id": printable(item_id),
-                        "lang": lang and printable(lang),
-                        **{k: ev[k] for k in ("likes", "dislikes", "clicks", "rephrases", "first", "last")},
-                        "sessions": len(ev["sessions"])})
-        return out
-
-    def proposals(self, numbers: list[int]) -> tuple[list[dict], list[int]]:
-        """The open proposals with these numbers, and the numbers that are not open proposals."""
-        with self._editor() as conn:
-            rows = self._execute(conn, "SELECT id, wording, item_id, lang, status FROM proposals").fetchall()
-        by_n = {r[0]: {"n": r[0], "wording": printable(r[1]), "item_id": r[2], "lang": r[3], "status": r[4]} for r in rows}
-        found = [by_n[n] for n in numbers if n in by_n and by_n[n]["status"] == "open"]
-        return found, [n for n in numbers if n not in by_n or by_n[n]["status"] != "open"]
-
-    def decide(self, numbers: list[int], status: str) -> int:
-        """Mark open proposals approved or rejected; how many changed."""
-        if status not in ("approved", "rejected"):
-            raise ValueError(status)
-        changed = 0
-        with self._editor() as conn, self._transaction(conn):
-            for n in numbers:
-                changed += self._execute(
-                    conn, "UPDATE proposals SET status = ?, decided = ? WHERE id = ? AND status = 'open'",
-                    (status, _now(), int(n)),
-                ).rowcount
-        return changed
+        return feedback_reports.report(self, limit, titles)
 
     def gap_questions(self) -> list[dict]:
-        """Questions the FAQ did not cover and questions whose answer was disliked, with language and time."""
-        return [
-            {"question": printable(q), "lang": lang, "time": when, "why": "unanswered" if kind == "off_topic" else "disliked"}
-            for q, lang, when, kind in self.rows(
-                """SELECT question, lang, time, kind FROM feedback WHERE question <> ''
-                   AND (kind = 'off_topic' OR (kind = 'vote' AND vote = -1)) ORDER BY id"""
-            )
-        ]
+        return feedback_reports.gap_questions(self)
 
+    def evidence(self) -> dict[tuple[str, str], dict]:
+        return feedback_learning.evidence(self)
 
-def wording_key(text: str) -> str:
-    """Wordings that differ only in case, spacing or a trailing question mark count as one."""
-    return " ".join(text.casefold().split()).rstrip("?？。.!！ ")
+    def suggest(self, known: dict[str, set[str]] | None = None, max_chars: int | None = MAX_PROPOSAL_CHARS) -> list[dict]:
+        """`feedback_learning.suggest`, each Proposal as a dict (the JSON of `faqbot feedback suggest --json`)."""
+        return [p.to_dict() for p in feedback_learning.suggest(self, known, max_chars)]
+
+    def proposals(self, numbers: list[int]) -> tuple[list[dict], list[int]]:
+        return feedback_learning.proposals(self, numbers)
+
+    def decide(self, numbers: list[int], status: str) -> int:
+        return feedback_learning.decide(self, numbers, status)
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
@@ -785,105 +676,3 @@ def _is_outage(e: BaseException) -> bool:
 def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split()) or type(e).__name__
     return text[:300]
-
-
-# ---------------------------------------------------------------- gap report
-
-
-def cluster_gaps(questions: list[dict], vectors: Any, threshold: float = 0.17) -> list[dict]:
-    """Group similar questions (average-linkage clustering on cosine distance, cut at `threshold`); the biggest
-    groups first, each with its count, up to 3 examples per language and its date range.
-
-    0.17 suits the default model (multilingual-e5-small), whose distances are compressed: a zh/en paraphrase
-    pair measured 0.16-0.17, unrelated questions 0.20-0.25."""
-    import numpy as np
-
-    if not questions:
-        return []
-    vectors = np.asarray(vectors, dtype=np.float64)
-    if len(questions) == 1:
-        labels = np.array([1])
-    else:
-        from scipy.cluster.hierarchy import fcluster, linkage
-
-        labels = fcluster(linkage(vectors, method="average", metric="cosine"), t=threshold, criterion="distance")
-    groups: dict[int, list[dict]] = defaultdict(list)
-    for label, q in zip(labels, questions):
-        groups[int(label)].append(q)
-    clusters = []
-    for members in groups.values():
-        examples: dict[str, list[str]] = {"zh": [], "en": []}
-        seen: set[str] = set()
-        for q in sorted(members, key=lambda q: q["time"], reverse=True):
-            key = wording_key(q["question"])
-            lang = "zh" if q.get("lang") == "zh" else "en"
-            if key not in seen and len(examples[lang]) < 3:
-                seen.add(key)
-                examples[lang].append(q["question"])
-        times = sorted(q["time"] for q in members)
-        clusters.append({
-            "count": len(members),
-            "unanswered": sum(q["why"] == "unanswered" for q in members),
-            "disliked": sum(q["why"] == "disliked" for q in members),
-            "examples": examples,
-            "first": times[0][:10],
-            "last": times[-1][:10],
-        })
-    clusters.sort(key=lambda c: (-c["count"], c["last"]), reverse=False)
-    return clusters
-
-
-def format_gaps_markdown(clusters: list[dict], db: str) -> str:
-    lines = ["# What the FAQ should add next", "",
-             f"Unanswered and disliked questions from `{db}`, grouped by meaning; the biggest groups first.", ""]
-    if not clusters:
-        lines.append("No unanswered or disliked questions are stored yet.")
-    for i, c in enumerate(clusters, 1):
-        span = c["first"] if c["first"] == c["last"] else f"{c['first']} – {c['last']}"
-        lines += [f"## {i}. {c['count']} question(s), {span}",
-                  f"{c['unanswered']} unanswered, {c['disliked']} with a disliked answer.", ""]
-        for lang, label in (("zh", "中文"), ("en", "English")):
-            for q in c["examples"][lang]:
-                lines.append(f"- {label}: {' '.join(q.split())[:200]}")
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def format_gaps_csv(clusters: list[dict]) -> str:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["cluster", "count", "unanswered", "disliked", "first", "last", "examples_zh", "examples_en"])
-    for i, c in enumerate(clusters, 1):
-        writer.writerow([i, c["count"], c["unanswered"], c["disliked"], c["first"], c["last"],
-                         " | ".join(c["examples"]["zh"]), " | ".join(c["examples"]["en"])])
-    return buf.getvalue()
-
-
-# ---------------------------------------------------------------- text report
-
-
-def format_report(report: dict) -> str:
-    """The `faqbot feedback` text: what the FAQ lacks, then what it answers badly."""
-    lines = [f"Feedback database: {report['db']}", "", "Most frequent unanswered questions:"]
-    if report["unanswered"]:
-        for row in report["unanswered"]:
-            question = " ".join(row["question"].split())
-            if len(question) > 100:
-                question = question[:99] + "…"
-            lines.append(f"  {row['count']:>4}×  {question}")
-    else:
-        lines.append("  (none yet)")
-    lines += ["", "Most disliked answers:"]
-    if report["disliked"]:
-        for row in report["disliked"]:
-            lines.append(f"  {row['dislikes']:>4}👎 {row['likes']:>3}👍  {row['item_id']}")
-            if row.get("title"):
-                lines.append(f"           answer:   {' '.join(row['title'].split())[:100]}")
-            for q in row["questions"]:
-                lines.append(f"           asked as: {' '.join(q.split())[:100]}")
-    else:
-        lines.append("  (none yet)")
-    return "\n".join(lines)

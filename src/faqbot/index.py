@@ -4,15 +4,17 @@ Every item gets, per language it has, one question-only vector ("q" row, embedde
 matching a question against a question is e5's symmetric task) and one vector per answer chunk, each chunk
 prefixed with its question ("qa" rows, embedded as passages). An item's score is aggregated from its rows.
 
-Items are stored next to the vectors, so loading needs no corpus parse. The folder on disk (these files, BM25,
-the manifest with every file's sha256, atomic saves and crash recovery) belongs to faqbot.store; the
-read_index / save_index / load_index / index_status / build_index names here are kept as thin wrappers.
+Items are stored next to the vectors, so loading needs no corpus parse. `FaqIndex.save` / `FaqIndex.load` write
+and read its own three files (as bm25s does for BM25); the folder as a whole (the manifest with every file's
+sha256, atomic saves, crash recovery, building) belongs to faqbot.store, which imports this module and never
+the other way round.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,11 @@ class StaleIndexError(IndexLoadError):
 
 class CorruptIndexError(IndexLoadError):
     """Files missing, truncated or not matching the manifest."""
+
+
+class IndexFileError(Exception):
+    """The dense files read but do not fit together (`FaqIndex.load`); faqbot.store says which folder and what to
+    run."""
 
 
 # ------------------------------------------------------------------ items <-> JSON
@@ -178,7 +185,7 @@ def make_faiss_index(spec: IndexSpec, dim: int, vectors: np.ndarray) -> faiss.In
     return index
 
 
-def _apply_search_params(index: faiss.Index, spec: IndexSpec) -> None:
+def apply_search_params(index: faiss.Index, spec: IndexSpec) -> None:
     if spec.type == "hnsw" and "efSearch" in spec.params:
         faiss.downcast_index(index).hnsw.efSearch = int(spec.params["efSearch"])
     elif spec.type == "ivf" and "nprobe" in spec.params:
@@ -324,11 +331,41 @@ class FaqIndex:
         order = np.argsort(-scores, kind="stable")[:k]
         return [(candidates[i], float(scores[i])) for i in order]
 
-    def stale_reason(self, model: str | None = None, corpus_dir: str | Path | None = None) -> str | None:
-        """Why this index does not match `model` / the corpus (and alternates) in `corpus_dir`, or None."""
-        from faqbot import store
+    def save(self, directory: str | Path) -> None:
+        """Write the vectors, the row table and the items into `directory` (created). Not atomic on its own:
+        faqbot.store writes the whole folder into a temporary sibling, checksums every file, and swaps it in."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / VECTORS).write_bytes(faiss.serialize_index(self.faiss_index).tobytes())
+        with open(directory / ROWS, "wb") as fh:
+            np.save(fh, self.rows, allow_pickle=False)
+        (directory / ITEMS).write_bytes((json.dumps(items_to_json(self.items), ensure_ascii=False, indent=1) + "\n").encode())
 
-        return store.stale_reason(self.manifest, model, corpus_dir)
+    @classmethod
+    def load(cls, directory: str | Path, manifest: dict) -> "FaqIndex":
+        """The index saved in `directory`, described by `manifest` (dimension, item count, index type).
+
+        Raises IndexFileError when the files do not fit together, or the reader's own error (faiss RuntimeError,
+        numpy / json ValueError ...) on an unreadable file. Use faqbot.store.open_index instead: it checks every
+        file against the manifest's sha256 first."""
+        directory = Path(directory)
+        dim = int(manifest["dim"])
+        faiss_index = faiss.read_index(str(directory / VECTORS))
+        rows = np.load(directory / ROWS, allow_pickle=False)
+        items = items_from_json(json.loads((directory / ITEMS).read_text(encoding="utf-8")))
+        if faiss_index.d != dim:
+            raise IndexFileError(f"vectors have dimension {faiss_index.d}, the manifest says {dim}")
+        if rows.dtype != ROW_DTYPE or rows.ndim != 1 or len(rows) != faiss_index.ntotal:
+            raise IndexFileError(f"{len(rows)} rows for {faiss_index.ntotal} vectors")
+        if len(rows) and (rows["item"].min() < 0 or rows["item"].max() >= len(items) or (np.diff(rows["item"]) < 0).any()):
+            raise IndexFileError("rows point outside the item list or out of order")
+        if len(rows) and not np.isin(rows["kind"], (KIND_Q, KIND_QA)).all():
+            raise IndexFileError("rows of an unknown kind")
+        if manifest.get("counts", {}).get("items", len(items)) != len(items):
+            raise IndexFileError(f"{len(items)} items, the manifest says {manifest['counts']['items']}")
+        index = cls(items=items, rows=rows, faiss_index=faiss_index, manifest=manifest, path=directory)
+        apply_search_params(faiss_index, index.spec)
+        return index
 
 
 # ------------------------------------------------------------------ building
@@ -340,24 +377,43 @@ def is_alternate_row(rows: np.ndarray) -> np.ndarray:
     return (rows["kind"] == KIND_Q) & (rows["chunk"] > 0) if len(rows) else np.zeros(0, bool)
 
 
-def _row_key(model: str, mode: str, text: str) -> bytes:
+def row_key(model: str, mode: str, text: str) -> bytes:
+    """What a row's vector depends on (model, query/passage, text): equal keys let a rebuild reuse a vector."""
     return hashlib.blake2b(f"{model}\0{mode}\0{text}".encode(), digest_size=8).hexdigest().encode()
 
 
+_row_key = row_key
+
+
+def entry_signature(entry: FaqEntry) -> tuple[str, str]:
+    """What an entry's rows are planned from: its question and answer (with the model and the token limits)."""
+    return entry.question, entry.answer
+
+
 def plan_rows(items: list[FaqItem], embedder, max_tokens: int = DEFAULT_CHUNK_TOKENS,
-              passage_tokens: int | None = PASSAGE_TOKENS) -> tuple[np.ndarray, list[str]]:
+              passage_tokens: int | None = PASSAGE_TOKENS, known: dict | None = None) -> tuple[np.ndarray, list]:
     """The row table and the text of each row, before embedding. `passage_tokens`: each entry gets one passage,
     its question and the start of its answer (faqbot.chunk.PASSAGE_TOKENS); None: the whole answer in chunks of
-    `max_tokens` (twice the build time for no gain on the dev set)."""
+    `max_tokens` (twice the build time for no gain on the dev set).
+
+    `known`: entry_signature -> [(kind, chunk, key)] of an older index planned with the same model and limits
+    (store.build passes it). An unchanged entry takes its rows from there, with None for texts (their vectors are
+    reused by key): the token counting that cuts passages was most of a one-entry rebuild."""
     limit = min(max_tokens, embedder.max_tokens)
     rows: list[tuple] = []
-    texts: list[str] = []
+    texts: list = []
     for item_idx, item in enumerate(items):
         for lang in item.langs:
             entry = item.entries[lang]
             lang_no = LANGS.index(lang)
+            planned = (known or {}).get(entry_signature(entry))
+            if planned:
+                for kind, chunk_no, key in planned:
+                    rows.append((item_idx, lang_no, kind, chunk_no, key))
+                    texts.append(None)
+                continue
             question = cut_to_tokens(entry.question.strip(), embedder.token_count, limit)
-            rows.append((item_idx, lang_no, KIND_Q, 0, _row_key(embedder.name, "query", question)))
+            rows.append((item_idx, lang_no, KIND_Q, 0, row_key(embedder.name, "query", question)))
             texts.append(question)
             if passage_tokens:
                 chunks = [entry_passage(entry.question, clean_for_embedding(entry.answer), embedder.token_count,
@@ -365,80 +421,6 @@ def plan_rows(items: list[FaqItem], embedder, max_tokens: int = DEFAULT_CHUNK_TO
             else:
                 chunks = chunk_answer(entry.question, clean_for_embedding(entry.answer), embedder.token_count, limit)
             for chunk_no, text in enumerate(chunks):
-                rows.append((item_idx, lang_no, KIND_QA, chunk_no, _row_key(embedder.name, "passage", text)))
+                rows.append((item_idx, lang_no, KIND_QA, chunk_no, row_key(embedder.name, "passage", text)))
                 texts.append(text)
     return np.array(rows, dtype=ROW_DTYPE), texts
-
-
-def build_index(
-    corpus: Corpus,
-    embedder,
-    out_dir: str | Path | None = None,
-    progress: bool = True,
-    reuse: FaqIndex | bool = True,
-    spec: IndexSpec | None = None,
-    max_tokens: int = DEFAULT_CHUNK_TOKENS,
-    passage_tokens: int | None = PASSAGE_TOKENS,
-) -> FaqIndex:
-    """Embed every item of `corpus` (dense + BM25, approved alternates included) and, with `out_dir`, save the
-    whole folder atomically. Kept for callers of the dense side; see faqbot.store.build."""
-    from faqbot import store
-
-    return store.build(corpus, embedder, out_dir, progress=progress, reuse=reuse, spec=spec, max_tokens=max_tokens,
-                       passage_tokens=passage_tokens).dense
-
-
-# ------------------------------------------------------------------ saving / loading: faqbot.store owns the folder
-
-
-def save_index(index: FaqIndex, out_dir: str | Path) -> Path:
-    """Save `index` with a BM25 index built from its items (and the alternates its rows hold), atomically."""
-    from faqbot import store
-    from faqbot.lexical import LexicalIndex
-
-    if is_alternate_row(index.rows).any():
-        raise ValueError("an index with alternate questions is saved by faqbot.store (it needs their text for BM25)")
-    lexical = LexicalIndex.build(index.items, index.manifest.get("corpus_fingerprint") or "")
-    return store.save(store.StoredIndex(index, lexical), out_dir)
-
-
-def read_index(index_dir: str | Path) -> FaqIndex:
-    """Open a saved index, checking every file (BM25 included) against the manifest; no staleness check."""
-    from faqbot import store
-
-    return store.read_index(index_dir)
-
-
-def load_index(
-    index_dir: str | Path,
-    embedder=None,
-    corpus_dir: str | Path | None = None,
-    rebuild: bool | None = None,
-    progress: bool = True,
-) -> FaqIndex:
-    """The index in `index_dir`, checked against the model and the corpus in `corpus_dir`.
-
-    `embedder`: an Embedder or a model id (None: accept whatever model the index was built with).
-    rebuild=None/False: never build; MissingIndexError / StaleIndexError / CorruptIndexError say what to run.
-    rebuild=True is the explicit rebuild (progress bar unless progress=False): a missing, stale or damaged
-    index is rebuilt, reusing the vectors of unchanged text."""
-    from faqbot import store
-
-    model = embedder if isinstance(embedder, str) or embedder is None else embedder.name
-    try:
-        return store.open_index(index_dir, model, corpus_dir, lexical=False).dense
-    except IndexLoadError:
-        if not rebuild:
-            raise
-    from faqbot.embed import DEFAULT_MODEL, load_embedder
-
-    if embedder is None or isinstance(embedder, str):
-        embedder = load_embedder(model or DEFAULT_MODEL)
-    return store.rebuild_index(index_dir, embedder, corpus_dir, progress=progress).dense
-
-
-def index_status(index_dir: str | Path, model: str | None = None, corpus_dir: str | Path | None = None) -> tuple[bool, str]:
-    """(up to date?, one line saying so or what is wrong) -- for `faqbot index --check`."""
-    from faqbot import store
-
-    return store.index_status(index_dir, model, corpus_dir)

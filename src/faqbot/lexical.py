@@ -126,12 +126,20 @@ class LexicalIndex:
         """
         words = query_words(query)
         known = [w for w in words if w in self._vocab]
-        weights = [self._idf[self._vocab[w]] if w in self._vocab else self._unknown_idf for w in words]
-        unknown = sum(wt for w, wt in zip(words, weights) if w not in self._vocab)
-        oov = float(unknown / sum(weights)) if words else 1.0
+        oov = self._oov(words)
         if not known:
             return np.zeros(self.n_docs, dtype=np.float32), oov
         return np.asarray(self.bm25.get_scores(known), dtype=np.float32), oov
+
+    def oov(self, query: str) -> float:
+        """The second figure of `evidence` alone, without scoring the documents (the query's words are
+        tokenized once and cached, so a follow-up that `rank` just read costs no second pass)."""
+        return self._oov(query_words(query))
+
+    def _oov(self, words: list[str]) -> float:
+        weights = [self._idf[self._vocab[w]] if w in self._vocab else self._unknown_idf for w in words]
+        unknown = sum(wt for w, wt in zip(words, weights) if w not in self._vocab)
+        return float(unknown / sum(weights)) if words else 1.0
 
     def coverage(self, query: str, doc: int) -> float:
         """IDF-weighted share of the query's words that item `doc` contains.

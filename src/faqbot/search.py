@@ -76,6 +76,8 @@ class Ranking:
     confidence: float  # calibrated probability that the first item answers the question
     match: str  # "answer" | "related" | "none"
     message: str = ""
+    # the confidence on the scale the follow-up rule is tuned on (Calibration.follow_up_prob); None: `confidence`
+    follow_up_confidence: float | None = None
 
     @property
     def in_scope(self) -> bool:
@@ -209,7 +211,8 @@ class Retriever:
             match = "related"  # another product's or version's entry: shown, not asserted
         if match == "answer" and signal.cause and signals["err_cover"] < p.cause_cover:
             match = "related"  # the user's error is not the entry's
-        return Ranking(query, text, lang, order, final, signals, confidence, match, message)
+        return Ranking(query, text, lang, order, final, signals, confidence, match, message,
+                       self.calibration.follow_up_prob(signals))
 
     def search(
         self,
@@ -331,12 +334,10 @@ def _newest_twin(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndar
     if index is not None and len(index.rows):
         q_rows = np.flatnonzero(index.rows["kind"] == KIND_Q)
         owner = index.rows["item"][q_rows]
-        sims = index.vectors[q_rows] @ index.vectors[q_rows].T
-        newer = ranks[owner][None, :] < ranks[owner][:, None]  # column item is newer than row item
         grams: dict[int, set[str]] = {}
-        for a, b in zip(*np.nonzero((sims >= TWIN_QUESTION) & newer)):
+        for a, b, sim in _close_newer_pairs(index.vectors[q_rows], ranks[owner], TWIN_QUESTION):
             row, col = int(owner[a]), int(owner[b])
-            if sims[a, b] < NEAR_DUPLICATE:
+            if sim < NEAR_DUPLICATE:
                 ga = grams.setdefault(row, _answer_grams(items[row]))
                 gb = grams.setdefault(col, _answer_grams(items[col]))
                 if len(ga & gb) < TWIN_ANSWER * max(1, len(ga | gb)):
@@ -344,6 +345,33 @@ def _newest_twin(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndar
             if ranks[col] < ranks[newest[row]]:
                 newest[row] = col
     return newest
+
+
+def _close_newer_pairs(vectors: np.ndarray, ranks: np.ndarray, threshold: float, k: int = 16) -> list[tuple[int, int, float]]:
+    """(a, b, cosine) for every pair of question vectors at cosine >= `threshold` where b is of a newer version
+    (lower rank), sorted by a then b.
+
+    FAISS k-NN over the question vectors, memory n x k rather than an n x n matrix: a row whose k-th neighbour is
+    still that close may have more further down, so only those rows are asked again with 2k. Exact."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n = len(vectors)
+    pairs: list[tuple[int, int, float]] = []
+    if n == 0:
+        return pairs
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+    todo, k = np.arange(n), min(k, n)
+    while len(todo):
+        sims, ids = flat.search(vectors[todo], k)
+        done = (sims[:, -1] < threshold) | (k >= n)
+        for r in np.flatnonzero(done):
+            a = int(todo[r])
+            keep = (ids[r] >= 0) & (sims[r] >= threshold) & (ranks[np.maximum(ids[r], 0)] < ranks[a])
+            pairs += [(a, int(b), float(sim)) for b, sim in zip(ids[r][keep], sims[r][keep])]
+        todo, k = todo[~done], min(2 * k, n)
+    return sorted(pairs)
 
 
 def _answer_grams(item: FaqItem) -> set[str]:

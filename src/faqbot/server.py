@@ -33,7 +33,7 @@ API_CALL = re.compile(r"^/gradio_api/(?:call|run)/([a-z_]+)/?$")  # a plain-HTTP
 def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BANDS, store: FeedbackStore | None = None) -> gr.Blocks:
     """The Blocks app around a loaded retriever, with the REST routes over the same service. Start it with
     `launch()` (or `demo.launch(**launch_options(demo))`), which serves both on one port."""
-    demo = build_blocks(retriever, settings, bands=bands, store=store, health=index_health(settings))
+    demo = build_blocks(retriever, settings, bands=bands, store=store, health=index_health(settings, getattr(retriever, "index", None)))
     chat = demo.faqbot_chat
     chat.store.start()  # connects and migrates off the request path; warns once if feedback cannot be saved
     demo.faqbot_rest = RestApi(chat.service, workers=getattr(retriever.embedder, "instances", 1))

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -87,10 +88,10 @@ class Answer:
         out = self.result.to_dict()
         for answer in out["answers"]:
             answer["answer"] = safe_markdown(answer["answer"])  # as the chat shows it: raw HTML as text
+        links = []  # the corpus's "search the docs" / "open an issue" when nothing answers, the question filled in
         if self.config is not None and self.result.match == "none" and self.result.query.strip():
             links = self.config.fallback_links(self.result.query, self.result.lang)
-            if links:  # the corpus's "search the docs" / "open an issue", the question filled in
-                out["fallback_links"] = [{"label": label, "url": url} for label, url in links]
+        out["fallback_links"] = [{"label": label, "url": url} for label, url in links]  # always there: one shape
         return out
 
     def markdown(self, bands: Bands = DEFAULT_BANDS, list_suggestions: bool = True) -> str:
@@ -106,7 +107,7 @@ def error_object(query: Any, message: str) -> dict:
     """The JSON object of a refused question: the usual keys (so readers need no special case) and `error`."""
     text = scrub_text(query if isinstance(query, str) else "")[:MAX_QUERY_CHARS]
     return {"query": text, "lang": detect_lang(text), "match": "none", "in_scope": False, "confidence": 0.0,
-            "answers": [], "error": message}
+            "answers": [], "fallback_links": [], "error": message}
 
 
 # ------------------------------------------------------------------------------------------------ JSON bodies
@@ -348,12 +349,18 @@ def check_filters(version: Any, component: Any, versions: Sequence[str], compone
     return Filters(version, component)
 
 
-def index_health(settings: Settings) -> dict:
-    """Checked once when an app starts (it hashes the corpus pages); /healthz reports it."""
+def index_health(settings: Settings, index: Any = None) -> dict:
+    """Checked once when an app starts (it hashes the corpus pages); /healthz reports it. `index`: the one the
+    retriever opened from the settings' folder, read as it is (its files were checked when it was opened);
+    otherwise (none, or one built in memory or elsewhere) the folder in `settings` is opened and checked."""
     try:
-        from faqbot.index import index_status
+        from faqbot import store
 
-        ok, message = index_status(settings.model_index_dir, settings.model, settings.corpus_dir)
+        path = getattr(index, "path", None)
+        if path is not None and Path(path).resolve() == Path(settings.model_index_dir).resolve():
+            ok, message = store.opened_status(index, path, settings.model, settings.corpus_dir)
+        else:
+            ok, message = store.index_status(settings.model_index_dir, settings.model, settings.corpus_dir)
     except Exception as exc:  # noqa: BLE001 - a health check must not stop the app
         return {"index_ok": True, "index_message": f"not checked ({type(exc).__name__}: {exc})"}
     return {"index_ok": bool(ok), "index_message": message}

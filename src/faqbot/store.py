@@ -16,18 +16,18 @@ call, with a progress bar) and `apply_alternates` (only the new questions) run t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import errno
 import fcntl
 import hashlib
-import io
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import faiss
@@ -49,18 +49,17 @@ from faqbot.index import (
     VECTORS,
     CorruptIndexError,
     FaqIndex,
+    IndexFileError,
     IndexLoadError,
     IndexSpec,
     MissingIndexError,
     StaleIndexError,
-    _apply_search_params,
-    _row_key,
     choose_index_type,
     corpus_fingerprint,
-    items_from_json,
-    items_to_json,
+    entry_signature,
     make_faiss_index,
     plan_rows,
+    row_key,
 )
 from faqbot.lexical import META as LEXICAL_META
 from faqbot.lexical import LexicalIndex
@@ -79,6 +78,60 @@ REBUILD_HINT = "run `faqbot index` to rebuild it"
 
 class IndexWriteError(IndexLoadError):
     """The index folder cannot be written (read-only, full disk, ...); nothing was changed."""
+
+
+@dataclass
+class Manifest:
+    """manifest.json: what the folder was built from and with, and (`files`) every file's size and sha256.
+
+    Written by `build`, updated by `apply_alternates`, read on every open; FaqIndex keeps it as the dict
+    `to_dict()` gives (the JSON on disk). Keys this faqbot does not know (a newer one wrote them) are kept in
+    `extra` and written back."""
+
+    model: str = ""
+    dim: int = 0
+    corpus_fingerprint: str | None = None
+    # wordings from the FAQ files themselves (kept so `apply_alternates` re-adds them without the corpus)
+    source_alternates: list = field(default_factory=list)
+    # which FAQ this index answers from (no absolute path: the index may be built on another machine)
+    corpus: dict = field(default_factory=dict)
+    alternates: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+    index: dict = field(default_factory=dict)
+    rows: dict = field(default_factory=dict)
+    lexical: dict = field(default_factory=dict)
+    chunk_max_tokens: int | None = None
+    passage_max_tokens: int | None = None
+    build_seconds: float | None = None
+    built_at: str | None = None
+    alternates_applied_at: str | None = None
+    format_version: int = FORMAT_VERSION
+    faqbot_version: str = __version__
+    files: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+    # on disk: this order; the two optional keys only when set; `files` last (added when the folder is written)
+    _ORDER = ("format_version", "faqbot_version", "model", "dim", "corpus_fingerprint", "source_alternates", "corpus",
+              "alternates", "counts", "index", "rows", "lexical", "chunk_max_tokens", "passage_max_tokens",
+              "build_seconds", "built_at", "alternates_applied_at")
+
+    def to_dict(self) -> dict:
+        out = {}
+        for name in self._ORDER:
+            value = getattr(self, name)
+            if name == "source_alternates" and not value or name == "alternates_applied_at" and value is None:
+                continue
+            out[name] = value
+        out.update(self.extra)
+        if self.files:
+            out["files"] = self.files
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Manifest":
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        return cls(**kwargs, extra={k: v for k, v in data.items() if k not in known})
 
 
 @dataclass
@@ -313,26 +366,12 @@ def recover(index_dir: str | Path) -> list[str]:
 
 
 def _load_dense(index_dir: Path, manifest: dict, corrupt) -> FaqIndex:
-    dim = int(manifest["dim"])
     try:
-        faiss_index = faiss.read_index(str(index_dir / VECTORS))
-        rows = np.load(index_dir / ROWS, allow_pickle=False)
-        items = items_from_json(json.loads((index_dir / ITEMS).read_text(encoding="utf-8")))
+        return FaqIndex.load(index_dir, manifest)
+    except IndexFileError as exc:
+        raise corrupt(str(exc)) from None
     except Exception as exc:  # faiss raises RuntimeError, numpy ValueError, json ValueError, KeyError ...
         raise corrupt(f"{type(exc).__name__}: {str(exc)[:200]}") from None
-    if faiss_index.d != dim:
-        raise corrupt(f"vectors have dimension {faiss_index.d}, the manifest says {dim}")
-    if rows.dtype != ROW_DTYPE or rows.ndim != 1 or len(rows) != faiss_index.ntotal:
-        raise corrupt(f"{len(rows)} rows for {faiss_index.ntotal} vectors")
-    if len(rows) and (rows["item"].min() < 0 or rows["item"].max() >= len(items) or (np.diff(rows["item"]) < 0).any()):
-        raise corrupt("rows point outside the item list or out of order")
-    if len(rows) and not np.isin(rows["kind"], (KIND_Q, KIND_QA)).all():
-        raise corrupt("rows of an unknown kind")
-    if manifest.get("counts", {}).get("items", len(items)) != len(items):
-        raise corrupt(f"{len(items)} items, the manifest says {manifest['counts']['items']}")
-    index = FaqIndex(items=items, rows=rows, faiss_index=faiss_index, manifest=manifest, path=index_dir)
-    _apply_search_params(faiss_index, index.spec)
-    return index
 
 
 def _load_lexical(index_dir: Path, dense: FaqIndex, corrupt) -> LexicalIndex:
@@ -391,8 +430,12 @@ def _open_locked(index_dir: Path, model, corpus_dir, lexical: bool) -> StoredInd
     lex = _load_lexical(index_dir, dense, corrupt) if lexical else None
     reason = stale_reason(manifest, model, corpus_dir)
     if reason is not None:
-        raise StaleIndexError(f"{reason}; run `faqbot index` to update the index in {index_dir}")
+        raise StaleIndexError(_stale_message(reason, index_dir))
     return StoredIndex(dense, lex, index_dir)
+
+
+def _stale_message(reason: str, index_dir: str | Path) -> str:
+    return f"{reason}; run `faqbot index` to update the index in {index_dir}"
 
 
 def open_index(
@@ -422,6 +465,16 @@ def index_status(index_dir: str | Path, model: str | None = None, corpus_dir: st
     return True, describe(index_dir, stored.manifest)
 
 
+def opened_status(index: FaqIndex, index_dir: str | Path, model: str | None = None,
+                  corpus_dir: str | Path | None = None) -> tuple[bool, str]:
+    """`index_status` of an index already opened (and so already checked against its checksums): from its
+    manifest alone, without opening or hashing the folder again -- the app's health line at start."""
+    reason = stale_reason(index.manifest, model, corpus_dir)
+    if reason is not None:
+        return False, _stale_message(reason, index_dir)
+    return True, describe(index_dir, index.manifest)
+
+
 def describe(index_dir: str | Path, m: dict) -> str:
     """One line about an up-to-date index, from its manifest (`faqbot index --check`, /healthz)."""
     c = m["counts"]
@@ -443,25 +496,18 @@ def _write_file(path: Path, data: bytes) -> None:
 
 
 def _write_folder(stored: StoredIndex, directory: Path) -> dict:
-    """Every file, then the manifest listing them all (last: it marks the folder complete)."""
-    index = stored.dense
-    _write_file(directory / VECTORS, faiss.serialize_index(index.faiss_index).tobytes())
-    buf = io.BytesIO()
-    np.save(buf, index.rows, allow_pickle=False)
-    _write_file(directory / ROWS, buf.getvalue())
-    _write_file(directory / ITEMS, (json.dumps(items_to_json(index.items), ensure_ascii=False, indent=1) + "\n").encode())
-    lexical = stored.lexical
-    if lexical is None:
+    """Every file (each index writes its own), then the manifest listing them all (last: it marks the folder
+    complete)."""
+    if stored.lexical is None:
         raise ValueError("an index folder is saved with its BM25 index")
-    lexical.save(directory / BM25_DIR)
-    for path in (directory / BM25_DIR).iterdir():
-        _fsync(path)
-    manifest = {k: v for k, v in index.manifest.items() if k != "files"}
-    manifest["format_version"] = FORMAT_VERSION
-    manifest["files"] = {
-        name: {"bytes": (directory / name).stat().st_size, "sha256": _sha256(directory / name)}
-        for name in sorted(_present_files(directory))
-    }
+    stored.dense.save(directory)
+    stored.lexical.save(directory / BM25_DIR)
+    names = sorted(_present_files(directory))
+    for name in names:
+        _fsync(directory / name)
+    files = {name: {"bytes": (directory / name).stat().st_size, "sha256": _sha256(directory / name)} for name in names}
+    manifest = dataclasses.replace(Manifest.from_dict(stored.dense.manifest), format_version=FORMAT_VERSION,
+                                   files=files).to_dict()
     _write_file(directory / MANIFEST, (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode())
     _fsync(directory / BM25_DIR)
     _fsync(directory)
@@ -574,7 +620,7 @@ def _alternate_rows(alts: list[Alternate], pos: dict[str, int], embedder, limit:
             continue
         seen.add((item, lang, text))
         ordinal[(item, lang)] = ordinal.get((item, lang), 0) + 1
-        rows.append((item, lang, KIND_Q, ordinal[(item, lang)], _row_key(embedder.name, "query", text)))
+        rows.append((item, lang, KIND_Q, ordinal[(item, lang)], row_key(embedder.name, "query", text)))
         texts.append(text)
     return rows, texts
 
@@ -597,6 +643,27 @@ def _embed_missing(rows: np.ndarray, texts: list[str], vectors: np.ndarray, todo
                 vectors[batch] = embed([texts[i] for i in batch])
                 bar.update(len(batch))
     return len(todo_ids)
+
+
+def _known_plans(reuse: FaqIndex | None, embedder, limit: int, passage_tokens: int | None) -> dict:
+    """entry_signature -> the entry's own rows (kind, chunk, key) in `reuse`, when it was planned with the same
+    model and token limits; plan_rows then skips cutting the passages of every unchanged entry."""
+    if reuse is None or reuse.model != embedder.name or reuse.dim != embedder.dim or not len(reuse.rows):
+        return {}
+    manifest = reuse.manifest
+    if manifest.get("chunk_max_tokens") != limit or manifest.get("passage_max_tokens") != (
+            min(passage_tokens, limit) if passage_tokens else None):
+        return {}
+    by_entry: dict[tuple[int, int], list] = {}
+    for row in reuse.rows[~is_alternate_row(reuse.rows)]:
+        by_entry.setdefault((int(row["item"]), int(row["lang"])), []).append(
+            (int(row["kind"]), int(row["chunk"]), bytes(row["key"])))
+    out: dict = {}
+    for (item_no, lang_no), planned in by_entry.items():
+        entry = reuse.items[item_no].entries.get(LANGS[lang_no])
+        if entry is not None:  # entries with the same text (a page in two versions) have the same rows
+            out.setdefault(entry_signature(entry), planned)
+    return out
 
 
 def _reuse_vectors(rows: np.ndarray, vectors: np.ndarray, reuse: FaqIndex | None, embedder) -> np.ndarray:
@@ -686,7 +753,8 @@ def build(
     alts = _with_source_alternates(alts, corpus.alternates)
     limit = min(max_tokens, embedder.max_tokens)
 
-    base_rows, base_texts = plan_rows(items, embedder, max_tokens, passage_tokens)
+    base_rows, base_texts = plan_rows(items, embedder, max_tokens, passage_tokens,
+                                      known=_known_plans(reuse, embedder, limit, passage_tokens))
     alt_rows, alt_texts = _alternate_rows(alts, pos, embedder, limit)
     rows, order = _merge_rows(base_rows, alt_rows)
     all_texts = base_texts + alt_texts
@@ -700,29 +768,25 @@ def build(
     extra = _extra_questions(rows, {i: texts[i] for i in np.flatnonzero(is_alternate_row(rows))})
     lexical = LexicalIndex.build(items, fingerprint or "", extra)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "faqbot_version": __version__,
-        "model": embedder.name,
-        "dim": int(embedder.dim),
-        "corpus_fingerprint": fingerprint,
-        # wordings from the FAQ files themselves (kept so `apply_alternates` re-adds them without the corpus)
-        **({"source_alternates": [list(a) for a in corpus.alternates]} if corpus.alternates else {}),
-        # which FAQ this index answers from (no absolute path: the index may be built on another machine)
-        "corpus": {"name": corpus.name or None, "folder": root.name if root is not None else None},
-        "alternates": {"file": str(Path(alternates_file).name) if alternates_file else None,
-                       "sha256": alternates_fingerprint(alt_bytes), "count": len(alts)},
-        "counts": _counts(items, rows, embedded),
-        "index": {"type": spec.type, "params": dict(spec.params), "metric": "inner_product"},
-        "rows": {"q": "question alone, embedded as a query; chunk 0 is the entry's own, chunk n > 0 an approved alternate",
-                 "qa": ("question + the start of its answer (passage_max_tokens), as a passage" if passage_tokens
-                        else "question + answer chunk (chunk_max_tokens), as a passage")},
-        "lexical": {"backend": "bm25s", "documents": len(items), "alternates": sum(len(v) for v in extra.values())},
-        "chunk_max_tokens": limit,
-        "passage_max_tokens": min(passage_tokens, limit) if passage_tokens else None,
-        "build_seconds": round(time.perf_counter() - started, 2),
-        "built_at": now,
-    }
+    manifest = Manifest(
+        model=embedder.name,
+        dim=int(embedder.dim),
+        corpus_fingerprint=fingerprint,
+        source_alternates=[list(a) for a in corpus.alternates],
+        corpus={"name": corpus.name or None, "folder": root.name if root is not None else None},
+        alternates={"file": str(Path(alternates_file).name) if alternates_file else None,
+                    "sha256": alternates_fingerprint(alt_bytes), "count": len(alts)},
+        counts=_counts(items, rows, embedded),
+        index={"type": spec.type, "params": dict(spec.params), "metric": "inner_product"},
+        rows={"q": "question alone, embedded as a query; chunk 0 is the entry's own, chunk n > 0 an approved alternate",
+              "qa": ("question + the start of its answer (passage_max_tokens), as a passage" if passage_tokens
+                     else "question + answer chunk (chunk_max_tokens), as a passage")},
+        lexical={"backend": "bm25s", "documents": len(items), "alternates": sum(len(v) for v in extra.values())},
+        chunk_max_tokens=limit,
+        passage_max_tokens=min(passage_tokens, limit) if passage_tokens else None,
+        build_seconds=round(time.perf_counter() - started, 2),
+        built_at=now,
+    ).to_dict()
     dense = FaqIndex(items=items, rows=rows, faiss_index=faiss_index, manifest=manifest)
     stored = StoredIndex(dense, lexical)
     if index_dir is not None:
@@ -822,13 +886,68 @@ def _apply_locked(index_dir: Path, embedder, alt_bytes: bytes, alternates_path: 
     extra = _extra_questions(rows, {i: texts[i] for i in np.flatnonzero(~from_old)})
     fingerprint = manifest.get("corpus_fingerprint") or ""
     lexical = LexicalIndex.build(old.items, fingerprint, extra)
-    new_manifest = {k: v for k, v in manifest.items() if k != "files"}
-    new_manifest["alternates"] = {"file": Path(alternates_path).name, "sha256": sha, "count": len(alts)}
-    new_manifest["counts"] = _counts(old.items, rows, embedded)
-    new_manifest["lexical"] = {**manifest.get("lexical", {}), "alternates": int((~from_old).sum())}
-    new_manifest["faqbot_version"] = __version__
-    new_manifest["alternates_applied_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    new_manifest = dataclasses.replace(
+        Manifest.from_dict(manifest),
+        alternates={"file": Path(alternates_path).name, "sha256": sha, "count": len(alts)},
+        counts=_counts(old.items, rows, embedded),
+        lexical={**manifest.get("lexical", {}), "alternates": int((~from_old).sum())},
+        faqbot_version=__version__,
+        alternates_applied_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        files={},
+    ).to_dict()
     dense = FaqIndex(items=old.items, rows=rows, faiss_index=faiss_index, manifest=new_manifest)
     _save_locked(StoredIndex(dense, lexical), index_dir)
     return {"changed": True, "alternates": len(alts), "added": len(after - before), "removed": len(before - after),
             "embedded": int(embedded), "seconds": round(time.perf_counter() - started, 3)}
+
+
+# ------------------------------------------------------------------ the dense side alone (tests, benchmarks)
+
+
+def build_index(
+    corpus: Corpus,
+    embedder,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    reuse: FaqIndex | bool = True,
+    spec: IndexSpec | None = None,
+    max_tokens: int = DEFAULT_CHUNK_TOKENS,
+    passage_tokens: int | None = PASSAGE_TOKENS,
+) -> FaqIndex:
+    """`build`, returning the dense index only (with `out_dir`, the whole folder is saved)."""
+    return build(corpus, embedder, out_dir, progress=progress, reuse=reuse, spec=spec, max_tokens=max_tokens,
+                 passage_tokens=passage_tokens).dense
+
+
+def save_index(index: FaqIndex, out_dir: str | Path) -> Path:
+    """Save `index` with a BM25 index built from its items, atomically (an index holding alternate questions is
+    saved by `build` / `apply_alternates`, which have their text for BM25)."""
+    if is_alternate_row(index.rows).any():
+        raise ValueError("an index with alternate questions is saved by faqbot.store (it needs their text for BM25)")
+    lexical = LexicalIndex.build(index.items, index.manifest.get("corpus_fingerprint") or "")
+    return save(StoredIndex(index, lexical), out_dir)
+
+
+def load_index(
+    index_dir: str | Path,
+    embedder=None,
+    corpus_dir: str | Path | None = None,
+    rebuild: bool | None = None,
+    progress: bool = True,
+) -> FaqIndex:
+    """The dense index in `index_dir`, checked against the model and the corpus in `corpus_dir`.
+
+    `embedder`: an Embedder or a model id (None: accept whatever model the index was built with).
+    rebuild=None/False: never build; MissingIndexError / StaleIndexError / CorruptIndexError say what to run.
+    rebuild=True is the explicit rebuild (`rebuild_index`)."""
+    model = embedder if isinstance(embedder, str) or embedder is None else embedder.name
+    try:
+        return open_index(index_dir, model, corpus_dir, lexical=False).dense
+    except IndexLoadError:
+        if not rebuild:
+            raise
+    from faqbot.embed import DEFAULT_MODEL, load_embedder
+
+    if embedder is None or isinstance(embedder, str):
+        embedder = load_embedder(model or DEFAULT_MODEL)
+    return rebuild_index(index_dir, embedder, corpus_dir, progress=progress).dense
