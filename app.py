@@ -1,7 +1,8 @@
-"""Start the faqbot chat in the browser: `python app.py [--corpus FOLDER] [--host 127.0.0.1] [--port 7860] [--share]`.
+"""Start the faqbot chat in the browser: `python app.py --corpus FOLDER [--host 127.0.0.1] [--port 7860] [--share]`.
 
-Also the Hugging Face Space entry point (README front-matter `app_file: app.py`). The model and the shipped
-index load once, here; nothing is built on start.
+Also the Hugging Face Space entry point (README front-matter `app_file: app.py`). The model and the index load
+once, here. The first start, with no index yet, builds it from the corpus (progress on stderr), then serves; a
+stale or damaged index is refused with its message, never rebuilt here.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=f"Serve the {argv_corpus_config(argv).display_title} chat in the browser.")
-    parser.add_argument("--corpus", type=Path, help="folder of FAQ files (default $FAQBOT_CORPUS or the bundled "
-                        "corpus); its own index is found with no other flag (build it with `faqbot index --corpus`)")
+    parser.add_argument("--corpus", type=Path, help="folder of FAQ files (default $FAQBOT_CORPUS; the MindSpore FAQ: "
+                        "corpus/README.md); its own index is found with no other flag, and built on the first start")
     parser.add_argument("--host", help="address to listen on (default $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 for every interface)")
     parser.add_argument("--port", type=_port, help="port, 1-65535 (default $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link (needs internet)")
+    parser.add_argument("--index", type=Path, help="index folder, built there on the first start (default index/, or $FAQBOT_INDEX)")
     args = parser.parse_args(argv)
 
     from faqbot.config import SettingsError, settings_from_env
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"faqbot: cannot start the chat: {e}", file=sys.stderr)
         return 2
 
+    from faqbot.alternates import AlternatesError
     from faqbot.calibration import CalibrationError
     from faqbot.embed import ModelError
     from faqbot.index import IndexLoadError
@@ -59,18 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     from faqbot.server import build_app, serve
 
     try:
-        settings = settings_from_env().with_(corpus_dir=args.corpus)
+        settings = settings_from_env().with_(corpus_dir=args.corpus, index_dir=args.index)
         if args.corpus is not None and not args.corpus.is_dir():
             raise SettingsError(f"--corpus {args.corpus} is not a folder; give the folder holding your FAQ files")
     except SettingsError as e:
         print(f"faqbot: cannot start the chat: {e}", file=sys.stderr)
         return 2
-    try:  # the shipped index only: a missing or stale one is reported, never built here
-        retriever = Retriever.from_settings(settings, rebuild=False)
-    except (IndexLoadError, ModelError, CalibrationError) as e:
-        # a model id that cannot load is fixed by another id, and a missing calibration by a reinstall, not by
-        # building an index
-        needs_index = isinstance(e, IndexLoadError) and "faqbot index" not in str(e)
+    try:  # a missing index is built from the corpus; a stale or damaged one is reported, never rebuilt here
+        retriever = Retriever.from_settings(settings, rebuild="missing")
+    except (IndexLoadError, ModelError, CalibrationError, AlternatesError) as e:
+        # a model id that cannot load is fixed by another id, a missing calibration by a reinstall, a missing
+        # corpus by --corpus, not by building an index
+        needs_index = isinstance(e, IndexLoadError) and "faqbot index" not in str(e) and "--corpus" not in str(e)
         hint = "\nRun `faqbot index` to build the index, then start the app again." if needs_index else ""
         print(f"faqbot: cannot start the chat: {with_corpus_flag(f'{e}{hint}', args.corpus)}", file=sys.stderr)
         return 2

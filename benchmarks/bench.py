@@ -841,12 +841,19 @@ def bench_scale(quick: bool, index_dir: Path, env: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------- main
 
 
+def bench_settings():
+    """The default index folder, on the corpus in $FAQBOT_CORPUS (default ../shared/corpus next to the project)."""
+    from faqbot.config import Settings
+
+    return Settings(corpus_dir=Path(os.environ.get("FAQBOT_CORPUS") or REPO_ROOT.parent / "shared" / "corpus"))
+
+
 def serving_index(built_dir: Path, build: dict, corpus, embedder, workdir: Path) -> tuple[Path, str]:
     """The shipped index when it is current; else an index of the whole corpus in the temp dir."""
     from faqbot.config import Settings
     from faqbot.store import index_status
 
-    settings = Settings()
+    settings = bench_settings()
     shipped = Path(getattr(settings, "model_index_dir", settings.index_dir))
     ok, why = index_status(shipped, settings.model, settings.corpus_dir)
     if ok:
@@ -886,7 +893,7 @@ def run(cfg: dict) -> dict:
             return None
 
     try:
-        settings = Settings()
+        settings = bench_settings()
         corpus = load_corpus(settings.corpus_dir)
         embedder = load_embedder(settings.model)
         report["model"] = embedder.name
@@ -1335,7 +1342,7 @@ def bench_serving(cfg: dict) -> dict:
             log(f"section {name} failed: {type(exc).__name__}: {exc}")
 
     try:
-        settings = Settings()
+        settings = bench_settings()
         index_dir = Path(settings.model_index_dir)
         retriever = Retriever.from_settings(settings, rebuild=False)
         rows = load_workload(retriever.items, cfg["questions"])
@@ -1526,7 +1533,7 @@ def bench_soak(minutes: float, clients: int, interval: float, warmup: float, end
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
     env.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    settings = Settings()
+    settings = bench_settings()
     index_dir = Path(settings.model_index_dir)
     items = Retriever.from_settings(settings, rebuild=False).items
     questions = [r["q"] for r in load_workload(items, None)]

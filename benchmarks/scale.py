@@ -64,13 +64,13 @@ def base_vectors(index_dir: Path | None) -> tuple[np.ndarray, np.ndarray, str]:
             return vecs, vecs[index.rows["kind"] == KIND_Q], f"index {index_dir} ({index.model})"
         except Exception as exc:  # no or stale index: embed a sample of the corpus instead
             print(f"(could not read {index_dir}: {exc}; embedding corpus items)", file=sys.stderr)
-    from faqbot.config import Settings
+    from faqbot.config import settings_from_env
     from faqbot.corpus import load_corpus
     from faqbot.embed import load_embedder
 
-    settings = Settings()
+    settings = settings_from_env()
     embedder = load_embedder(settings.model)
-    entries = load_corpus(settings.corpus_dir).entries[:300]
+    entries = load_corpus(settings.corpus()).entries[:300]
     questions = embedder.embed_symmetric([e.question for e in entries])
     passages = embedder.embed_passages([e.question + "\n\n" + e.answer[:800] for e in entries])
     return np.vstack([questions, passages]), questions, f"{len(entries)} corpus entries embedded with {embedder.name}"

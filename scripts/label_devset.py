@@ -7,13 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from faqbot.config import Settings
+from faqbot.config import settings_from_env
 from faqbot.corpus import load_corpus
 from faqbot.devset import label_devset
 
 path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "tests" / "data" / "devset.jsonl"
 rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-unresolved = label_devset(load_corpus(Settings().corpus_dir).items, rows)
+unresolved = label_devset(load_corpus(settings_from_env().corpus()).items, rows)
 path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 print(f"labelled {len(rows)} questions; unresolved labels: {len(unresolved)}")
 for u in unresolved:

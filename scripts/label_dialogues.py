@@ -10,7 +10,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from faqbot.config import Settings
+from faqbot.config import settings_from_env
 from faqbot.corpus import load_corpus
 from faqbot.devset import label_devset
 
@@ -32,7 +32,7 @@ def main() -> int:
         print(f"no such file: {path}; pass the dialogues JSONL path")
         return 2
     dialogues = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    unresolved = label(load_corpus(Settings().corpus_dir).items, dialogues)
+    unresolved = label(load_corpus(settings_from_env().corpus()).items, dialogues)
     path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in dialogues), encoding="utf-8")
     kinds = Counter((d["kind"], d["lang"]) for d in dialogues)
     turns = sum(len(d["turns"]) for d in dialogues)

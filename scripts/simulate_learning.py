@@ -75,10 +75,14 @@ POLICIES = ("every", "missed")
 # ---------------------------------------------------------------- workspace
 
 
-def copy_workspace(root: Path, corpus_dir: Path = REPO / "corpus", index_dir: Path = REPO / "index") -> Settings:
+def copy_workspace(root: Path, corpus_dir: Path | None = None, index_dir: Path = REPO / "index") -> Settings:
     """Settings on copies of the corpus (with its alternates file) and the index under `root`, and a new
-    feedback database there: whatever the simulation approves lands in the copies only."""
+    feedback database there: whatever the simulation approves lands in the copies only. The corpus: by default
+    $FAQBOT_CORPUS, else ../shared/corpus next to the project (corpus/README.md); index/ is built from it."""
+    corpus_dir = corpus_dir or Path(os.environ.get("FAQBOT_CORPUS") or REPO.parent / "shared" / "corpus")
     shutil.copytree(corpus_dir, root / "corpus")
+    (root / "corpus").chmod(0o755)  # the pages may come from a read-only folder; the alternates file goes here
+    alternates_path(root / "corpus").touch()  # none yet: an empty one (the same, to the index, as no file)
     shutil.copytree(index_dir, root / "index", ignore=shutil.ignore_patterns("*.lock"))
     return Settings(corpus_dir=root / "corpus", index_dir=root / "index", feedback_db=root / "feedback.sqlite3")
 

@@ -3,7 +3,9 @@
 #   1. apt-installs the system packages below that are missing (Python, Chromium for the browser tests, ...);
 #   2. creates .venv and installs the project with its `st` and `test` extras;
 #   3. runs `python -m pytest -q` (extra arguments are passed on, e.g. `bash scripts/test.sh -m "not slow"`).
-# The exit code is pytest's.
+# The exit code is pytest's. The MindSpore FAQ pages are not in the repository (corpus/README.md): the tests read
+# them from FAQBOT_CORPUS, by default ../shared/corpus next to the project folder; this script checks it is there
+# and passes it on as an absolute path.
 set -euo pipefail
 
 # System packages the tests need. Add yours here (one list, installed in one apt-get call).
@@ -14,6 +16,13 @@ set -euo pipefail
 APT_PACKAGES="python3 python3-venv chromium fonts-wqy-microhei postgresql nginx"
 
 cd "$(dirname "$0")/.."
+FAQBOT_CORPUS=${FAQBOT_CORPUS:-../shared/corpus}
+if [ ! -d "$FAQBOT_CORPUS/mindspore-master" ] || [ ! -d "$FAQBOT_CORPUS/mindspore-r1.1" ]; then
+  echo "test.sh: no MindSpore FAQ corpus at $FAQBOT_CORPUS; set FAQBOT_CORPUS to its folder (see corpus/README.md)" >&2
+  exit 1
+fi
+FAQBOT_CORPUS=$(cd "$FAQBOT_CORPUS" && pwd)
+export FAQBOT_CORPUS
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
 
 missing=()

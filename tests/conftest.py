@@ -1,14 +1,20 @@
-"""Shared fixtures: the real bundled corpus, parsed once per test session.
+"""Shared fixtures: the real MindSpore FAQ corpus, read from where it lives and parsed once per test session.
 
-Two tiers. The real model and shipped index (fixtures `retriever`, `embedder`, `web_app`, `shipped_index`) and
-the browser and sentence-transformers tests are marked `slow` automatically, so `pytest -m "not slow"` runs in
-seconds on a small fixture index of a few real corpus pages embedded by `HashEmbedder` (fixtures
-`fake_embedder`, `fake_corpus`, `fake_retriever`); CI runs both tiers.
+The corpus is another party's files, never in this repository: it is read from $FAQBOT_CORPUS, by default
+`../shared/corpus` next to the project folder (corpus/README.md). When it is not there, every test that needs
+it fails with one line naming the setting; none is skipped.
+
+Two tiers. The real model and the index built from the corpus (fixtures `retriever`, `embedder`, `web_app`,
+`shipped_index`, `real_index_dir`) and the browser and sentence-transformers tests are marked `slow`
+automatically, so `pytest -m "not slow"` runs in seconds on a small fixture index of pages the project wrote
+itself (tests/data/fixture_corpus/) embedded by `HashEmbedder` (fixtures `fake_embedder`, `fake_corpus`,
+`fake_retriever`); CI runs both tiers.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,26 +24,43 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from faqbot.config import Settings  # noqa: E402
 from faqbot.corpus import load_corpus  # noqa: E402
 from faqbot.schema import Corpus  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CORPUS_DIR = REPO_ROOT / "corpus"
+CORPUS_SETTING = "FAQBOT_CORPUS"
+# Relative to the project root, not the cwd: a fresh clone at /work/<name>/ finds /work/shared/corpus.
+CORPUS_DIR = Path(os.environ.get(CORPUS_SETTING) or REPO_ROOT.parent / "shared" / "corpus").absolute()
+# The index built from it once (and kept while the corpus and model are unchanged): where the app and the CLI
+# look for it, index/ for ../shared/corpus, so `python app.py --corpus ../shared/corpus` and the tests share one
+# build (another folder given in FAQBOT_CORPUS: its own index folder, Settings.corpus_index_dir).
+INDEX_DIR = Settings(corpus_dir=CORPUS_DIR).corpus_index_dir
+# The project's own small pages, in the corpus's formats and layout, for the fast tier.
+FIXTURE_CORPUS = REPO_ROOT / "tests" / "data" / "fixture_corpus"
 
 
-@pytest.fixture(scope="session")
-def corpus_dir() -> Path:
+def need_corpus() -> Path:
+    """The MindSpore FAQ folder, or a failure in one line naming the setting (never a skip)."""
+    if not (CORPUS_DIR / "mindspore-master").is_dir() or not (CORPUS_DIR / "mindspore-r1.1").is_dir():
+        pytest.fail(f"no MindSpore FAQ corpus at {CORPUS_DIR}: set {CORPUS_SETTING} to its folder "
+                    f"(default ../shared/corpus next to the project; see corpus/README.md)", pytrace=False)
     return CORPUS_DIR
 
 
 @pytest.fixture(scope="session")
-def corpus() -> Corpus:
-    return load_corpus(CORPUS_DIR)
+def corpus_dir() -> Path:
+    return need_corpus()
+
+
+@pytest.fixture(scope="session")
+def corpus(corpus_dir) -> Corpus:
+    return load_corpus(corpus_dir)
 
 
 # Fixtures that load the real model or the shipped index (small_index_dir: test_index.py builds a small index
 # with the real model). Add yours here.
-SLOW_FIXTURES = frozenset({"retriever", "embedder", "web_app", "shipped_index", "small_index_dir"})
+SLOW_FIXTURES = frozenset({"retriever", "embedder", "web_app", "shipped_index", "real_index_dir", "small_index_dir"})
 SLOW_MARKERS = ("browser", "st")
 
 
@@ -51,17 +74,9 @@ def pytest_collection_modifyitems(config, items):
 
 # --------------------------------------------------------------------------- fast tier
 
-# Real corpus pages of the fixture index: both languages, both versions (so "latest" dedupes), two components.
-FIXTURE_PAGES = (
-    "mindspore-master/docs/mindspore/source_en/faq/installation.md",
-    "mindspore-master/docs/mindspore/source_zh_cn/faq/installation.md",
-    "mindspore-r1.1/docs/faq/source_en/installation.md",
-    "mindspore-r1.1/docs/faq/source_zh_cn/installation.md",
-    "mindspore-master/docs/mindinsight/docs/source_en/faq.md",
-    "mindspore-master/docs/mindinsight/docs/source_zh_cn/faq.md",
-    "mindspore-r1.1/docs/faq/source_en/mindinsight_use.md",
-    "mindspore-r1.1/docs/faq/source_zh_cn/mindinsight_use.md",
-)
+# Pages of the fixture index, written by the project in the corpus's formats and layout: both languages, both
+# versions (so "latest" dedupes), two components.
+FIXTURE_PAGES = tuple(sorted(p.relative_to(FIXTURE_CORPUS).as_posix() for p in FIXTURE_CORPUS.rglob("*.md")))
 
 
 class HashEmbedder:
@@ -107,13 +122,13 @@ def fake_embedder():
 
 @pytest.fixture(scope="session")
 def fake_corpus(tmp_path_factory) -> Corpus:
-    """A copy of a few real corpus pages (same relative paths, so versions and components are real)."""
+    """A copy of the fixture pages (the corpus's relative paths, so versions and components are read as there)."""
     import shutil
 
     root = tmp_path_factory.mktemp("corpus")
     for page in FIXTURE_PAGES:
         (root / page).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(CORPUS_DIR / page, root / page)
+        shutil.copy2(FIXTURE_CORPUS / page, root / page)
     return load_corpus(root)
 
 
@@ -127,6 +142,19 @@ def fake_retriever(fake_corpus, fake_embedder):
     index = build_index(fake_corpus, fake_embedder, None, progress=False, reuse=False)
     lexical = LexicalIndex.build(index.items, index.manifest.get("corpus_fingerprint") or "")
     return Retriever(index, lexical, fake_embedder)
+
+
+@pytest.fixture(scope="session")
+def fake_index_dir(tmp_path_factory, fake_corpus, fake_embedder) -> Path:
+    """The fixture pages saved as a complete index folder (dense, BM25, manifest), built once: what the storage
+    tests damage (copies of it) and what a fast app's /healthz checks."""
+    from faqbot import store
+    from faqbot.config import Settings
+
+    root = tmp_path_factory.mktemp("fake-index") / "index"
+    target = Settings(index_dir=root, model=fake_embedder.name).model_index_dir  # where the app looks for it
+    store.build(fake_corpus, fake_embedder, target, progress=False, reuse=False)
+    return target
 
 
 BRANDED_DIR = Path(__file__).parent / "fixtures" / "faqs" / "branded"  # a team's CSV FAQ with its faqbot.toml
@@ -228,26 +256,55 @@ def post(url: str, body: bytes, content_type: str = "application/json", headers:
 
 
 @pytest.fixture(scope="session")
-def retriever():
-    """The real Retriever on the shipped index and the default model, loaded once."""
-    from faqbot.config import Settings
-    from faqbot.search import Retriever
+def real_index_dir(corpus_dir, request) -> Path:
+    """index/, built from the corpus with the default model once (minutes on 2 cores), then reused by every
+    later session while the corpus, its alternates and the model are unchanged (the manifest's fingerprints)."""
+    from faqbot.embed import DEFAULT_MODEL
+    from faqbot.index import IndexLoadError
+    from faqbot.store import load_index
 
-    return Retriever.from_settings(Settings(), rebuild=False)
+    try:
+        load_index(INDEX_DIR, DEFAULT_MODEL, corpus_dir, rebuild=False)
+    except IndexLoadError as exc:
+        with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():  # minutes: show it
+            print(f"\nconftest: building the test index ({exc})", file=sys.stderr)
+            load_index(INDEX_DIR, DEFAULT_MODEL, corpus_dir, rebuild=True, progress=True)
+    return INDEX_DIR
+
+
+@pytest.fixture(autouse=True)
+def _slow_tests_have_the_real_index(request):
+    """Slow tests run the CLI, app and scripts on their default index folder, index/: it is built first."""
+    if request.node.get_closest_marker("slow"):
+        request.getfixturevalue("real_index_dir")
+
+
+def real_settings(corpus_dir: Path, index_dir: Path, **changes):
+    """Settings on the real corpus and the index built from it."""
+    from faqbot.config import Settings
+
+    return Settings(corpus_dir=corpus_dir, index_dir=index_dir, **changes)
 
 
 @pytest.fixture(scope="session")
-def web_app(retriever, tmp_path_factory):
+def retriever(corpus_dir, real_index_dir):
+    """The real Retriever on the index built from the corpus and the default model, loaded once."""
+    from faqbot.search import Retriever
+
+    return Retriever.from_settings(real_settings(corpus_dir, real_index_dir), rebuild=False)
+
+
+@pytest.fixture(scope="session")
+def web_app(retriever, corpus_dir, real_index_dir, tmp_path_factory):
     """The chat app served in this process on a free port, logging feedback to a throw-away database."""
     import socket
     from types import SimpleNamespace
 
-    from faqbot.config import Settings
     from faqbot.feedback import FeedbackStore
     from faqbot.server import build_app, launch_options
 
     db = tmp_path_factory.mktemp("feedback") / "feedback.sqlite3"
-    settings = Settings(feedback_db=db)
+    settings = real_settings(corpus_dir, real_index_dir, feedback_db=db)
     store = FeedbackStore.from_settings(settings)  # writes go through a background queue: tests flush() before reading
     demo = build_app(retriever, settings, store=store)
     with socket.socket() as s:
@@ -268,11 +325,12 @@ def embedder():
 
 
 @pytest.fixture(scope="session")
-def shipped_index():
-    """The index committed in index/, read as shipped (never rebuilt here: tests must not write to it)."""
+def shipped_index(real_index_dir):
+    """The index the app serves (built from the corpus by `real_index_dir`), read once; tests never write to
+    it (they damage copies)."""
     from faqbot.store import read_index
 
-    return read_index(REPO_ROOT / "index")
+    return read_index(real_index_dir)
 
 
 def missing(reason: str) -> None:

@@ -31,13 +31,13 @@ def _index_fingerprint(index_dir: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory) -> dict:
+def quick_run(tmp_path_factory, corpus_dir, real_index_dir) -> dict:
     """One quick benchmark run, with a throw-away HOME so nothing lands in the user's ~/.faqbot."""
     home = tmp_path_factory.mktemp("home")
     shipped = Path(Settings().index_dir)
     before = _index_fingerprint(shipped)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
-    env.update(HOME=str(home), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    env.update(HOME=str(home), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", FAQBOT_CORPUS=str(corpus_dir))
     proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--json"], capture_output=True, text=True,
                           cwd=REPO_ROOT, env=env, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -69,7 +69,10 @@ def test_another_corpus_gets_its_own_default_index_folder(tmp_path, monkeypatch)
     other = Settings(corpus_dir=tmp_path / "widget-faq")
     assert other.model_index_dir.parent == tmp_path / "cache" / "faqbot" / "indexes"
     assert other.model_index_dir.name.startswith("widget-faq-") and other.model_index_dir != default.model_index_dir
-    assert Settings(corpus_dir=default.corpus_dir).model_index_dir == default.index_dir  # the default corpus: index/
+    assert Settings(corpus_dir=default.corpus_dir).model_index_dir == default.index_dir  # no corpus named: index/
+    from faqbot.config import DEFAULT_CORPUS
+
+    assert Settings(corpus_dir=DEFAULT_CORPUS / "x" / "..").model_index_dir == default.index_dir  # ../shared/corpus
     assert Settings(corpus_dir=tmp_path / "w", index_dir=tmp_path / "mine").model_index_dir == tmp_path / "mine"
     own = Settings(corpus_dir=tmp_path / "w").model_index_dir
     assert Settings(corpus_dir=tmp_path / "w", model="st:x").model_index_dir == own / "models" / "st_x"

@@ -115,20 +115,26 @@ def test_healthcheck_asks_healthz_and_cmd_serves_on_all_interfaces():
     assert exec_form(_one("CMD")) == ["python", "app.py", "--host", "0.0.0.0", "--port", "7860"]
 
 
-def test_model_and_shipped_index_are_in_the_image_and_every_copied_file_passes_dockerignore():
+def test_pages_come_from_their_own_build_context_and_the_index_is_built_in_the_image():
     patterns = dockerignore_patterns()
-    copied = []
+    copied, from_contexts = [], []
     for kw, args in steps():
         if kw == "COPY":
-            copied += exec_form(args)[:-1]
-    assert "index/" in copied and "corpus/" in copied and "app.py" in copied
-    for source in copied:
+            options, paths = _copy_args(args)
+            (from_contexts if "from" in options else copied).append((options, paths))
+    sources = [src for _, paths in copied for src in paths[:-1]]
+    assert "app.py" in sources and "src/" in sources
+    assert not any(src.startswith(("corpus", "index")) for src in sources), "no pages or index from the repository"
+    assert [(o["from"], p) for o, p in from_contexts] == [("corpus", [".", "corpus/"])]
+    assert any(kw == "RUN" and "faqbot index" in args for kw, args in steps()), "the image builds its index"
+    for source in sources:
         path = REPO / source
         assert path.exists(), f"COPY {source}: not in the repository"
         assert not ignored(source.rstrip("/"), patterns), f"COPY {source} is excluded by .dockerignore"
     assert ignored(".venv/bin/python", patterns) and ignored(".git/HEAD", patterns)
     assert ignored("src/faqbot/__pycache__/web.cpython-311.pyc", patterns)
-    assert ignored("index/models/st_x/manifest.json", patterns)  # another model's local index stays out
+    assert ignored("index/manifest.json", patterns) and ignored("index/models/st_x/manifest.json", patterns)
+    assert ignored("corpus/README.md", patterns)  # a local index or pages never enter the build context
 
 
 # ---------------------------------------------------------------- the steps, replayed
@@ -150,11 +156,20 @@ def _http(url: str, data: dict | None = None, timeout: float = 30) -> tuple[int,
         return e.code, json.loads(e.read() or b"{}")
 
 
+def _copy_args(args: str) -> tuple[dict[str, str], list[str]]:
+    """COPY's --options (as a dict) and its paths (sources then destination)."""
+    words = exec_form(args)
+    options = dict(w[2:].split("=", 1) for w in words if w.startswith("--"))
+    return options, [w for w in words if not w.startswith("--")]
+
+
 class ImageReplay:
     """The image's file system as folders under one temporary root: / -> root, the venv stands in for the
-    image's Python, and absolute paths in ENV and RUN are mapped under root."""
+    image's Python, and absolute paths in ENV and RUN are mapped under root. `contexts`: the named build
+    contexts (`docker build --build-context NAME=PATH`) that `COPY --from=NAME` reads."""
 
-    def __init__(self) -> None:
+    def __init__(self, contexts: dict[str, Path]) -> None:
+        self.contexts = contexts
         self.root = Path(tempfile.mkdtemp(prefix="faqbot-image-"))
         self.root.chmod(0o755)  # the non-root user must reach the app files, as in the image
         self.venv = self.root / "venv"
@@ -188,9 +203,11 @@ class ImageReplay:
                 self.workdir = self.path(args)
                 self.workdir.mkdir(parents=True, exist_ok=True)
             elif kw == "COPY":
-                *sources, dest = exec_form(args)
-                for source in sources:
-                    self._copy(source, dest, patterns)
+                options, (*sources, dest) = _copy_args(args)
+                name = options.get("from")
+                assert name is None or name in self.contexts, f"COPY --from={name}: no build context {name} given"
+                for source in sources:  # a named context is a folder of its own: the repository's .dockerignore is not its
+                    self._copy(source, dest, patterns if name is None else [], self.contexts.get(name, REPO))
             elif kw == "RUN":
                 if args.split()[0] in SYSTEM_STEPS:
                     self.skipped.append(args)
@@ -213,12 +230,12 @@ class ImageReplay:
                 nobody = pwd.getpwnam("nobody")
                 os.chown(self.path(folder), nobody.pw_uid, nobody.pw_gid)
 
-    def _copy(self, source: str, dest: str, patterns: list[str]) -> None:
-        src = REPO / source
+    def _copy(self, source: str, dest: str, patterns: list[str], base: Path = REPO) -> None:
+        src = (base / source).resolve()
         target = self.workdir / dest if not dest.startswith("/") else self.path(dest)
         if src.is_dir():
             for path in sorted(src.rglob("*")):
-                rel = path.relative_to(REPO).as_posix()
+                rel = path.relative_to(base.resolve()).as_posix()
                 if path.is_file() and not ignored(rel, patterns):
                     out = target / path.relative_to(src)
                     out.parent.mkdir(parents=True, exist_ok=True)
@@ -246,8 +263,9 @@ def _base_python() -> str:
 
 
 @pytest.fixture(scope="module")
-def image():
-    replay = ImageReplay()
+def image(corpus_dir):
+    """The replayed image, built as docs/deploy.md says: `--build-context corpus=../shared/corpus`."""
+    replay = ImageReplay({"corpus": corpus_dir})
     try:
         replay.build(_base_python())
     except BaseException:
@@ -305,7 +323,7 @@ def test_replayed_image_answers_healthz_and_its_healthcheck_command_passes(image
 
 
 @pytest.mark.slow
-def test_replayed_image_answers_api_search_from_the_shipped_index(container):
+def test_replayed_image_answers_api_search_from_the_index_built_in_it(container):
     base, _ = container
     query = urllib.parse.urlencode({"q": "How do I install MindSpore with pip?", "k": 3})
     status, body = _http(f"{base}/api/search?{query}")

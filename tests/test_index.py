@@ -17,6 +17,7 @@ import pytest
 from faqbot.chunk import (
     DEFAULT_CHUNK_TOKENS, PASSAGE_TOKENS, chunk_answer, clean_for_embedding, code_line_ranges, cut_to_tokens, entry_passage,
 )
+from faqbot.alternates import alternates_path, read_alternates_bytes
 from faqbot.config import DEFAULT_MODEL
 from faqbot.index import (
     INDEX_FILES,
@@ -37,7 +38,6 @@ from faqbot.store import build_index, index_status, load_index, read_index
 from faqbot.schema import LANGS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = REPO_ROOT / "index"
 FENCE_LINE = re.compile(r"^\s*(`{3,}|~{3,})")
 # a few small page pairs: big enough to have bilingual items, small enough to embed in seconds
 SMALL_PAGES = [
@@ -146,15 +146,14 @@ def test_whole_answers_can_still_be_indexed_in_chunks(corpus, embedder):
 # ------------------------------------------------------------------ the shipped index
 
 
-def test_shipped_index_matches_the_bundled_corpus(shipped_index, corpus, corpus_dir):
-    """Guards the committed index/: after any corpus or parser change, rebuild it with `faqbot index`."""
+def test_index_matches_the_corpus_it_was_built_from(shipped_index, corpus, corpus_dir, real_index_dir):
     assert shipped_index.manifest["corpus_fingerprint"] == corpus_fingerprint(corpus_dir)
     assert shipped_index.items == corpus.items
     assert shipped_index.model == DEFAULT_MODEL
-    assert index_status(SHIPPED, DEFAULT_MODEL, corpus_dir)[0]
+    assert index_status(real_index_dir, DEFAULT_MODEL, corpus_dir)[0]
 
 
-def test_shipped_manifest_describes_the_index(shipped_index, corpus):
+def test_shipped_manifest_describes_the_index(shipped_index, corpus, corpus_dir):
     m = shipped_index.manifest
     assert m["dim"] == 384 == shipped_index.faiss_index.d
     assert m["counts"]["items"] == len(corpus.items)
@@ -164,7 +163,7 @@ def test_shipped_manifest_describes_the_index(shipped_index, corpus):
     assert m["build_seconds"] >= 0 and m["built_at"]
     assert m["passage_max_tokens"] == PASSAGE_TOKENS and m["chunk_max_tokens"] == DEFAULT_CHUNK_TOKENS
     assert m["faqbot_version"] and m["format_version"] == 2
-    alternates = (REPO_ROOT / "corpus" / "alternates.jsonl").read_bytes()
+    alternates = read_alternates_bytes(alternates_path(corpus_dir))  # none: b""
     assert m["alternates"]["sha256"] == hashlib.sha256(alternates).hexdigest()
     np.testing.assert_allclose(np.linalg.norm(shipped_index.vectors, axis=1), 1.0, atol=1e-4)
 
@@ -296,11 +295,11 @@ def test_embedding_a_few_items_reproduces_the_shipped_vectors(shipped_index, emb
 
 
 @pytest.fixture
-def corpus_and_index_copy(tmp_path, corpus_dir):
+def corpus_and_index_copy(tmp_path, corpus_dir, real_index_dir):
     corpus_copy = tmp_path / "corpus"
     shutil.copytree(corpus_dir, corpus_copy)
     index_copy = tmp_path / "index"
-    shutil.copytree(SHIPPED, index_copy)
+    shutil.copytree(real_index_dir, index_copy, ignore=shutil.ignore_patterns("models", "README.md"))
     return corpus_copy, index_copy
 
 
@@ -326,9 +325,9 @@ def test_edited_corpus_is_stale_and_rebuilt_only_when_allowed(corpus_and_index_c
     assert load_index(index_copy, DEFAULT_MODEL, corpus_copy, rebuild=False).manifest == rebuilt.manifest
 
 
-def test_index_built_for_another_model_is_refused(corpus_dir):
+def test_index_built_for_another_model_is_refused(corpus_dir, real_index_dir):
     with pytest.raises(StaleIndexError) as err:
-        load_index(SHIPPED, "st:/models/other", corpus_dir, rebuild=False)
+        load_index(real_index_dir, "st:/models/other", corpus_dir, rebuild=False)
     assert DEFAULT_MODEL in str(err.value) and "st:/models/other" in str(err.value)
     assert "faqbot index" in str(err.value)
 
@@ -464,9 +463,10 @@ def test_approximate_index_recall_matches_exact_search(shipped_index):
     assert recall >= 0.95
 
 
-def test_scale_benchmark_runs_on_a_tiny_corpus():
+def test_scale_benchmark_runs_on_a_tiny_corpus(real_index_dir):
     out = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "scale.py"), "--sizes", "3000", "--queries", "30", "--json"],
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "scale.py"), "--sizes", "3000", "--queries", "30", "--json",
+         "--index", str(real_index_dir)],
         capture_output=True, text=True, check=True, timeout=300,
     )
     report = json.loads(out.stdout)

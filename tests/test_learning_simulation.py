@@ -24,9 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def workspace(tmp_path):
-    """Copies of corpus/ (with alternates.jsonl) and index/, and a retriever opened on the copy."""
-    settings = sim.copy_workspace(tmp_path)
+def workspace(tmp_path, corpus_dir, real_index_dir):
+    """Copies of the corpus (an alternates file goes next to its pages) and index/, and a retriever on the copy."""
+    settings = sim.copy_workspace(tmp_path, corpus_dir, real_index_dir)
     return SimpleNamespace(settings=settings, retriever=sim.open_retriever(settings))
 
 

@@ -52,7 +52,7 @@ def test_the_wheel_carries_every_runtime_file(wheel):
 
 
 @pytest.mark.slow
-def test_an_installed_wheel_answers_with_the_same_confidence_as_the_source_tree(wheel, tmp_path):
+def test_an_installed_wheel_answers_with_the_same_confidence_as_the_source_tree(wheel, tmp_path, corpus_dir, real_index_dir):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -62,7 +62,7 @@ def test_an_installed_wheel_answers_with_the_same_confidence_as_the_source_tree(
     (site / "zz_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
     run = tmp_path / "elsewhere"  # outside the checkout: nothing found by accident from the cwd
     run.mkdir()
-    data = {"FAQBOT_INDEX": str(REPO / "index"), "FAQBOT_CORPUS": str(REPO / "corpus")}
+    data = {"FAQBOT_INDEX": str(real_index_dir), "FAQBOT_CORPUS": str(corpus_dir)}
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import faqbot; print(faqbot.__file__)"], cwd=run,
                            capture_output=True, text=True, env=_clean_env(), check=True).stdout.strip()
     assert where.startswith(str(site)), where

@@ -16,16 +16,19 @@ import faqbot.rest as rest
 from faqbot.feedback import FeedbackStore
 
 
-def _serve(retriever, store: FeedbackStore):
-    """The REST routes alone (no Gradio), behind the request limits, over one FaqService."""
+def _serve(retriever, store: FeedbackStore, index_dir):
+    """The REST routes alone (no Gradio), behind the request limits, over one FaqService; /healthz checks
+    `index_dir`, the same fixture pages saved by the same model."""
     from types import SimpleNamespace
 
     from conftest import serve_asgi
     from faqbot.config import Settings
     from faqbot.service import FaqService
 
+    settings = Settings(feedback_db=store.path, index_dir=index_dir.parents[1], model=retriever.embedder.name)
+    assert settings.model_index_dir == index_dir
     store.start()
-    api = rest.RestApi(FaqService(retriever, Settings(feedback_db=store.path), store), workers=1)
+    api = rest.RestApi(FaqService(retriever, settings, store), workers=1)
     port, stop = serve_asgi(api.app())
     return SimpleNamespace(close=lambda: (stop(), api.close())), port
 
@@ -42,10 +45,10 @@ def _call(port: int, method: str, path: str, payload=None, raw: bytes | None = N
 
 
 @pytest.fixture(scope="module")
-def app(fake_retriever, tmp_path_factory):
+def app(fake_retriever, fake_index_dir, tmp_path_factory):
     db = tmp_path_factory.mktemp("votes") / "feedback.sqlite3"
     store = FeedbackStore(db)
-    demo, port = _serve(fake_retriever, store)
+    demo, port = _serve(fake_retriever, store, fake_index_dir)
     yield port, db, fake_retriever.items[0].id
     demo.close()
     store.close()
@@ -103,14 +106,14 @@ def test_healthz_reports_the_feedback_database_reachable(app):
 
 
 @pytest.mark.slow  # starts its own app
-def test_a_vote_the_database_cannot_take_is_not_acknowledged(fake_retriever, tmp_path, monkeypatch):
+def test_a_vote_the_database_cannot_take_is_not_acknowledged(fake_retriever, fake_index_dir, tmp_path, monkeypatch):
     """The feedback "file" is a folder: every write fails. The vote is refused with 503, never a false 202, and
     /healthz says the database is not reachable while votes queue."""
     monkeypatch.setattr(rest, "FEEDBACK_ACK_SECONDS", 1.0)
     folder = tmp_path / "feedback.sqlite3"
     folder.mkdir()
     store = FeedbackStore(folder, retry_seconds=30)
-    demo, port = _serve(fake_retriever, store)
+    demo, port = _serve(fake_retriever, store, fake_index_dir)
     try:
         item = fake_retriever.items[0].id
         status, body, _ = _call(port, "POST", "/api/feedback", {"question": "q", "item_id": item, "vote": "like"})
@@ -124,12 +127,12 @@ def test_a_vote_the_database_cannot_take_is_not_acknowledged(fake_retriever, tmp
 
 
 @pytest.mark.slow  # starts its own app
-def test_a_vote_dropped_by_the_store_is_not_acknowledged(fake_retriever, tmp_path, monkeypatch):
+def test_a_vote_dropped_by_the_store_is_not_acknowledged(fake_retriever, fake_index_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(rest, "FEEDBACK_ACK_SECONDS", 5.0)
     folder = tmp_path / "feedback.sqlite3"
     folder.mkdir()
     store = FeedbackStore(folder, retry_seconds=0.2)  # gives up on a row after 0.2 s of failed writes
-    demo, port = _serve(fake_retriever, store)
+    demo, port = _serve(fake_retriever, store, fake_index_dir)
     try:
         item = fake_retriever.items[0].id
         status, body, _ = _call(port, "POST", "/api/feedback", {"question": "q", "item_id": item, "vote": "like"})

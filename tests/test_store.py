@@ -28,8 +28,6 @@ from faqbot.alternates import (
 from faqbot.config import DEFAULT_MODEL
 from faqbot.index import CorruptIndexError, MissingIndexError, StaleIndexError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = REPO_ROOT / "index"
 PY = sys.executable
 FAQBOT = [PY, "-m", "faqbot.cli"]
 
@@ -39,9 +37,17 @@ UNINSTALL_WORDING = "怎么把mindspore删掉"
 
 
 @pytest.fixture
-def index_copy(tmp_path) -> Path:
+def index_copy(tmp_path, fake_index_dir) -> Path:
     target = tmp_path / "index"
-    shutil.copytree(SHIPPED, target, ignore=shutil.ignore_patterns("models"))
+    shutil.copytree(fake_index_dir, target)
+    return target
+
+
+@pytest.fixture
+def real_index_copy(tmp_path, real_index_dir) -> Path:
+    """A copy of the index built from the real corpus with the real model, for tests about its answers."""
+    target = tmp_path / "index"
+    shutil.copytree(real_index_dir, target, ignore=shutil.ignore_patterns("models", "README.md"))
     return target
 
 
@@ -148,6 +154,14 @@ def test_tampered_folder_is_refused_with_what_to_run(index_copy, fault):
     assert "run `faqbot index`" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_folder_with_only_its_readme_is_missing_not_damaged(tmp_path):
+    """The default index/ of a fresh clone holds only its README: the first start builds there."""
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / "README.md").write_text("what goes here", encoding="utf-8")
+    with pytest.raises(MissingIndexError):
+        store.open_index(tmp_path / "index")
+
+
 def test_missing_folder_says_to_build_it(tmp_path):
     with pytest.raises(MissingIndexError) as err:
         store.open_index(tmp_path / "none")
@@ -194,7 +208,8 @@ def test_faqbot_ask_on_a_damaged_folder_prints_one_line_and_exits_2(index_copy, 
 
 
 @pytest.mark.slow
-def test_ask_with_a_stale_index_refuses_and_leaves_the_folder_untouched(index_copy, tmp_path, corpus_dir):
+def test_ask_with_a_stale_index_refuses_and_leaves_the_folder_untouched(real_index_copy, tmp_path, corpus_dir):
+    index_copy = real_index_copy
     corpus = tmp_path / "corpus"
     shutil.copytree(corpus_dir, corpus)
     page = next(corpus.rglob("installation.md"))
@@ -274,12 +289,14 @@ def test_save_killed_at_any_point_leaves_old_or_new_and_no_leftovers(index_copy,
 def test_save_swaps_the_whole_folder_and_keeps_other_models(index_copy):
     (index_copy / "models" / "m").mkdir(parents=True)
     (index_copy / "models" / "m" / "manifest.json").write_text("{}", encoding="utf-8")
+    (index_copy / "README.md").write_text("what goes here", encoding="utf-8")  # the default index/ keeps one
     stored = store.open_index(index_copy)
     stored.dense.manifest["note"] = "second"
     store.save(stored, index_copy)
     again = store.open_index(index_copy)
-    assert again.manifest["note"] == "second"
+    assert again.manifest["note"] == "second" and "README.md" not in again.manifest["files"]
     assert (index_copy / "models" / "m" / "manifest.json").exists()
+    assert (index_copy / "README.md").read_text(encoding="utf-8") == "what goes here"
     assert sorted(p.name for p in index_copy.parent.iterdir()) == ["index"]
 
 
@@ -456,8 +473,9 @@ def test_apply_alternates_names_a_broken_line_and_changes_nothing(fake_corpus, f
     assert {p: p.read_bytes() for p in (tmp_path / "index").rglob("*") if p.is_file()} == before
 
 
-def test_alternate_wording_finds_its_item_and_removing_it_undoes_that(index_copy, embedder, tmp_path):
-    """Real model, shipped index copy: the wording lands elsewhere today; approved, it finds the uninstall entry."""
+def test_alternate_wording_finds_its_item_and_removing_it_undoes_that(real_index_copy, embedder, tmp_path):
+    """Real model, real index copy: the wording lands elsewhere today; approved, it finds the uninstall entry."""
+    index_copy = real_index_copy
     from faqbot.search import Retriever
 
     def top(q: str) -> str:
@@ -488,7 +506,8 @@ print(store.apply_alternates(sys.argv[1], load_embedder(None), sys.argv[2]))
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point,count", [("written", 0), ("between-renames", 1)])
-def test_apply_alternates_killed_mid_update_leaves_old_or_new(index_copy, tmp_path, point, count):
+def test_apply_alternates_killed_mid_update_leaves_old_or_new(real_index_copy, tmp_path, point, count):
+    index_copy = real_index_copy
     alt_file = tmp_path / "alts" / "alternates.jsonl"
     append_alternates(alt_file, [_alt(UNINSTALL_WORDING)])
     proc = _run_until_paused([PY, "-c", APPLY, str(index_copy), str(alt_file)], point)

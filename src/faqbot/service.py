@@ -130,6 +130,8 @@ def json_depth(body: bytes) -> int:
 def corpus_config(settings: Settings) -> CorpusConfig:
     """The served corpus's config (its faqbot.toml, or the bundled one its layout matches); a broken file is
     logged and the defaults are used, so the bot still answers."""
+    if settings.corpus_dir is None:  # no corpus named: the defaults
+        return CorpusConfig()
     try:
         return load_corpus_config(settings.corpus_dir)
     except CorpusConfigError as exc:

@@ -69,6 +69,9 @@ FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 BM25_DIR = "bm25"
 OTHER_MODELS = "models"  # index/models/<slug>: other models' own index folders, not part of this one
+# In the folder but not part of the index (the default index/ keeps a tracked README): never in the manifest,
+# never removed, carried over by every swap.
+KEPT = (OTHER_MODELS, "README.md")
 REQUIRED_FILES = (VECTORS, ROWS, ITEMS, f"{BM25_DIR}/{LEXICAL_META}")
 LOCK_TIMEOUT_S = 120.0
 # Test hook: stop a save at a named point ("written", "between-renames", "swapped") so a test can SIGKILL it there.
@@ -158,6 +161,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _carry(src: Path, dst: Path) -> None:
+    """Move what is KEPT from folder `src` to `dst` (where it is not already)."""
+    for name in KEPT:
+        if (src / name).exists() and not (dst / name).exists():
+            os.rename(src / name, dst / name)
+
+
 def _pause(point: str) -> None:
     if os.environ.get(PAUSE_ENV) == point:
         print(f"faqbot-store: paused at {point}", file=sys.stderr, flush=True)
@@ -236,7 +246,7 @@ def _listed_files(index_dir: Path, manifest: dict, corrupt) -> dict:
         raise corrupt(f"{MANIFEST} lists no files")
     for name, info in files.items():
         parts = Path(name).parts
-        if not name or Path(name).is_absolute() or ".." in parts or parts[0] in (OTHER_MODELS, MANIFEST):
+        if not name or Path(name).is_absolute() or ".." in parts or parts[0] in (*KEPT, MANIFEST):
             raise corrupt(f"{MANIFEST} lists a file outside the index: {name!r}")
         if not isinstance(info, dict):
             raise corrupt(f"{MANIFEST} has no size and checksum for {name}")
@@ -251,7 +261,7 @@ def _present_files(index_dir: Path) -> set[str]:
     out = set()
     for path in index_dir.rglob("*"):
         rel = path.relative_to(index_dir)
-        if rel.parts[0] == OTHER_MODELS or path.is_dir():
+        if rel.parts[0] in KEPT or path.is_dir():
             continue
         out.add(rel.as_posix())
     out.discard(MANIFEST)
@@ -339,9 +349,8 @@ def _recover_locked(index_dir: Path) -> list[str]:
                 os.rename(chosen, index_dir)
                 actions.append(f"{verb} ({chosen.name} -> {index_dir.name})")
         for left in [p for p in (*tmps, *olds) if p.exists()]:
-            models = left / OTHER_MODELS
-            if models.is_dir() and index_dir.is_dir() and not (index_dir / OTHER_MODELS).exists():
-                os.rename(models, index_dir / OTHER_MODELS)  # other models' indexes travel with the swap
+            if index_dir.is_dir():
+                _carry(left, index_dir)  # other models' indexes (and the README) travel with the swap
             shutil.rmtree(left)
             actions.append(f"removed {left.name}")
         _fsync(index_dir.parent)
@@ -541,8 +550,7 @@ def _save_locked(stored: StoredIndex, index_dir: Path) -> Path:
         if not index_dir.exists():
             os.rename(tmp, index_dir)
         else:
-            if (index_dir / OTHER_MODELS).is_dir():
-                os.rename(index_dir / OTHER_MODELS, tmp / OTHER_MODELS)
+            _carry(index_dir, tmp)
             old = index_dir.parent / f"{tmp.name.replace('.tmp-', '.old-', 1)}"
             try:
                 os.rename(index_dir, old)
@@ -550,8 +558,7 @@ def _save_locked(stored: StoredIndex, index_dir: Path) -> Path:
                 if exc.errno not in (errno.EBUSY, errno.EXDEV, errno.EINVAL):
                     raise
                 old = None
-                if (tmp / OTHER_MODELS).is_dir():
-                    os.rename(tmp / OTHER_MODELS, index_dir / OTHER_MODELS)
+                _carry(tmp, index_dir)
                 _replace_in_place(tmp, index_dir, manifest)
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
@@ -565,8 +572,8 @@ def _save_locked(stored: StoredIndex, index_dir: Path) -> Path:
         with contextlib.suppress(OSError):  # put things back as they were
             if old is not None and old.exists() and not index_dir.exists():
                 os.rename(old, index_dir)
-            if (tmp / OTHER_MODELS).is_dir() and index_dir.is_dir() and not (index_dir / OTHER_MODELS).exists():
-                os.rename(tmp / OTHER_MODELS, index_dir / OTHER_MODELS)
+            if index_dir.is_dir():
+                _carry(tmp, index_dir)
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
             raise _write_error(index_dir, exc) from None
@@ -763,6 +770,8 @@ def build(
     todo = _reuse_vectors(rows, vectors, reuse, embedder)
     embedded = _embed_missing(rows, texts, vectors, todo, embedder, progress)
 
+    if progress:
+        print("faqbot: 3/3 the vector and BM25 indexes, saved together", file=sys.stderr, flush=True)
     spec = spec or choose_index_type(len(rows))
     faiss_index = make_faiss_index(spec, embedder.dim, vectors)
     extra = _extra_questions(rows, {i: texts[i] for i in np.flatnonzero(is_alternate_row(rows))})
@@ -796,12 +805,25 @@ def build(
 
 def rebuild_index(index_dir: str | Path, embedder, corpus_dir: str | Path, progress: bool = True) -> StoredIndex:
     """The explicit rebuild: parse the corpus, embed what changed (progress bar on stderr), save atomically."""
+    from faqbot.config import NO_CORPUS
     from faqbot.corpus import load_corpus
 
-    if corpus_dir is None or not Path(corpus_dir).is_dir():
-        raise MissingIndexError(f"cannot build the index in {index_dir}: no corpus folder at {corpus_dir}; set FAQBOT_CORPUS")
+    if corpus_dir is None:
+        raise MissingIndexError(f"cannot build the index in {index_dir}: {NO_CORPUS}")
+    if not Path(corpus_dir).is_dir():
+        raise MissingIndexError(f"cannot build the index in {index_dir}: no corpus folder at {corpus_dir}; "
+                                f"pass --corpus PATH or set FAQBOT_CORPUS (see corpus/README.md)")
     check_writable(index_dir)
-    return build(load_corpus(corpus_dir), embedder, index_dir, progress=progress)
+    say = (lambda text: print(f"faqbot: {text}", file=sys.stderr, flush=True)) if progress else (lambda text: None)
+    say(f"building the index in {index_dir} from {corpus_dir}: 1/3 reading the pages")
+    corpus = load_corpus(corpus_dir)
+    for problem in corpus.problems:
+        say(problem.message)
+    if not corpus.items:
+        raise MissingIndexError(f"cannot build the index in {index_dir}: no FAQ entries found under {corpus_dir}; "
+                                f"point --corpus / FAQBOT_CORPUS at the folder of FAQ pages")
+    say(f"{len(corpus.entries)} entries in {len(corpus.files)} pages, {len(corpus.items)} items: 2/3 embedding")
+    return build(corpus, embedder, index_dir, progress=progress)
 
 
 # ------------------------------------------------------------------ alternates, in place
