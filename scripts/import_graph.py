@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("answer",),  # rendering
     ("service",),  # the one front door
     ("web", "rest", "cli"),  # thin adapters
+    ("connections",),  # the HTTP server's connection timeouts
     ("server",),  # serves web and rest on one port
 ]
 KNOWN_CYCLES: set[frozenset] = set()  # none left

@@ -199,6 +199,59 @@ def serve_asgi(app) -> tuple[int, Any]:
     return port, stop
 
 
+def launch_app(retriever, settings) -> tuple[str, Any]:
+    """The whole served app (chat, Gradio API, REST, limits, connection timeouts) started as `faqbot serve` does,
+    through `server.launch`, on a free port in this process: (base URL without a trailing slash, demo)."""
+    import socket
+
+    from faqbot.server import build_app, launch
+
+    demo = build_app(retriever, settings)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launch(demo, "127.0.0.1", port, quiet=True)
+    return demo.local_url.rstrip("/"), demo
+
+
+def post(url: str, body: bytes, content_type: str = "application/json", headers: dict | None = None,
+         timeout: float = 60.0) -> tuple[int, bytes]:
+    """POST as a careful client does: a body over the limit is answered 413 before it is all sent, and the
+    server then hangs up, so the answer is read even when sending the rest fails (urllib would raise instead).
+    Status 0: the connection was reset before any answer arrived."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    head = [f"POST {parts.path}?{parts.query} HTTP/1.1" if parts.query else f"POST {parts.path} HTTP/1.1",
+            f"Host: {parts.netloc}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}", "Connection: close",
+            *(f"{name}: {value}" for name, value in (headers or {}).items())]
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        try:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before the whole body was sent: the answer is waiting
+        raw = b""
+        try:
+            while chunk := sock.recv(65536):
+                raw += chunk
+        except ConnectionResetError:
+            if not raw:  # a body far over the limit is answered at once and the server hangs up (rest.RequestLimits)
+                return 0, b"connection reset"
+    status_line, _, rest = raw.partition(b"\r\n")
+    head_bytes, _, payload = rest.partition(b"\r\n\r\n")
+    if b"transfer-encoding: chunked" in head_bytes.lower():
+        out = b""
+        while payload:
+            size, _, payload = payload.partition(b"\r\n")
+            n = int(size.split(b";")[0], 16)
+            if n == 0:
+                break
+            out, payload = out + payload[:n], payload[n + 2:]
+        payload = out
+    return int(status_line.split()[1]), payload
+
+
 # --------------------------------------------------------------------------- real model and index (slow)
 
 

@@ -54,6 +54,21 @@ def test_unknown_vote_or_kind_is_refused(store):
         store.record("q", LIKE, kind="guess")
 
 
+def test_the_kind_is_said_never_guessed_from_vote_0(store):
+    """Vote 0 is no longer an implicit off-topic row: it must be asked for as kind="off_topic", and an off-topic row
+    cannot carry a thumb."""
+    with pytest.raises(ValueError, match="vote row's vote must be"):
+        store.record("q", OFF_TOPIC)
+    with pytest.raises(ValueError, match="off_topic row's vote must be 0"):
+        store.record("q", LIKE, kind="off_topic")
+    with pytest.raises(ValueError, match="click row's vote"):
+        store.record("q", OFF_TOPIC, kind="click")
+    store.record("q", OFF_TOPIC, kind="off_topic", in_scope=False)
+    store.record("q2", DISLIKE)
+    assert store.flush(10)
+    assert _rows(store.path) == [("q", None, 0, 0, "off_topic"), ("q2", None, -1, 1, "vote")]
+
+
 @pytest.mark.slow
 def test_a_writer_holding_the_database_locked_does_not_delay_record_and_the_vote_lands_after(store):
     """Issue 9 finding 1: a lock held for seconds used to stall every answer and drop off-topic logs."""
@@ -70,7 +85,7 @@ def test_a_writer_holding_the_database_locked_does_not_delay_record_and_the_vote
         released.set()
 
     threading.Thread(target=release_later, daemon=True).start()
-    accepted = [store.record(f"during lock {i}", OFF_TOPIC, lang="en", in_scope=False) for i in range(6)]
+    accepted = [store.record(f"during lock {i}", OFF_TOPIC, kind="off_topic", lang="en", in_scope=False) for i in range(6)]
     assert accepted == [True] * 6 and not released.is_set()  # all queued while the lock was still held
     assert store.stats()["written"] == 1  # nothing could be written yet
     assert released.wait(10)
@@ -181,14 +196,14 @@ def test_ordinary_faq_questions_are_left_alone(text):
 
 
 def test_masked_text_is_what_gets_stored(store):
-    store.record("my key is ghp_abcdefghijklmnopqrstuvwxyz0123456789, mail a@b.cn", OFF_TOPIC, lang="en", in_scope=False)
+    store.record("my key is ghp_abcdefghijklmnopqrstuvwxyz0123456789, mail a@b.cn", OFF_TOPIC, kind="off_topic", lang="en", in_scope=False)
     assert store.flush(10)
     assert _rows(store.path, "SELECT question FROM feedback") == [("my key is <secret>, mail <email>",)]
 
 
 def test_log_questions_off_stores_votes_without_text(tmp_path):
     store = FeedbackStore(tmp_path / "fb.sqlite3", log_questions=False)
-    store.record("量子计算机怎么买？", OFF_TOPIC, lang="zh", in_scope=False)
+    store.record("量子计算机怎么买？", OFF_TOPIC, kind="off_topic", lang="zh", in_scope=False)
     store.record("How do I install?", LIKE, item_id=ITEM_A, lang="en")
     assert store.flush(10)
     assert _rows(store.path, "SELECT question, vote, item_id FROM feedback ORDER BY id") == [("", 0, None), ("", 1, ITEM_A)]
@@ -223,7 +238,7 @@ def test_row_cap_keeps_the_newest_rows(tmp_path):
 
 
 def test_purge_all_removes_the_text_from_the_file(store, capsys):
-    store.record("secret-ish wording nobody should keep", OFF_TOPIC, lang="en", in_scope=False)
+    store.record("secret-ish wording nobody should keep", OFF_TOPIC, kind="off_topic", lang="en", in_scope=False)
     assert store.flush(10)
     store.close()
     assert main(["feedback", "purge", "--all", "--db", str(store.path)]) == 0
@@ -245,7 +260,7 @@ def test_feedback_command_prints_both_lists(tmp_path, capsys, corpus):
     db = tmp_path / "fb.sqlite3"
     store = FeedbackStore(db)
     item = corpus.items[0]
-    store.record("量子计算机怎么买？", OFF_TOPIC, lang="zh", in_scope=False)
+    store.record("量子计算机怎么买？", OFF_TOPIC, kind="off_topic", lang="zh", in_scope=False)
     store.record(item.entry("en").question, DISLIKE, item_id=item.id, score=0.85, lang="en")
     assert store.flush(10)
     assert main(["feedback", "--db", str(db)]) == 0
@@ -259,7 +274,7 @@ def test_feedback_command_prints_both_lists(tmp_path, capsys, corpus):
 def test_feedback_command_json(tmp_path, capsys):
     db = tmp_path / "fb.sqlite3"
     store = FeedbackStore(db)
-    store.record("what is love", OFF_TOPIC, lang="en", in_scope=False)
+    store.record("what is love", OFF_TOPIC, kind="off_topic", lang="en", in_scope=False)
     assert store.flush(10)
     assert main(["feedback", "--db", str(db), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -138,7 +138,7 @@ def test_a_vote_lands_with_everything_it_was_recorded_with(make_store):
 def test_report_lists_frequent_unanswered_and_most_disliked(make_store):
     store = make_store()
     for q in ["How do I bake bread?", "how do I bake  bread? ", "HOW DO I BAKE BREAD?", "Who won the match?"]:
-        store.record(q, OFF_TOPIC, item_id=ITEM_A, score=0.5, lang="en", in_scope=False)
+        store.record(q, OFF_TOPIC, kind="off_topic", item_id=ITEM_A, score=0.5, lang="en", in_scope=False)
     store.record("q1", DISLIKE, item_id=ITEM_B, lang="en")
     store.record("q2", DISLIKE, item_id=ITEM_B, lang="en")
     store.record("q3", DISLIKE, item_id=ITEM_A, lang="zh")
@@ -179,7 +179,7 @@ def test_retention_and_row_cap_are_enforced(make_store):
 def test_purge_older_than_and_all(make_store, capsys):
     store = make_store()
     for i in range(4):
-        store.record(f"q{i}", OFF_TOPIC, lang="en", in_scope=False)
+        store.record(f"q{i}", OFF_TOPIC, kind="off_topic", lang="en", in_scope=False)
     assert store.flush(10)
     conn = store._connect()
     store._execute(conn, "UPDATE feedback SET time = ? WHERE question IN ('q0', 'q1')", ("2000-01-01T00:00:00+00:00",))
@@ -194,7 +194,7 @@ def test_purge_older_than_and_all(make_store, capsys):
 
 def test_feedback_report_command_works_on_either_backend(make_store, capsys):
     store = make_store()
-    store.record("量子计算机怎么买？", OFF_TOPIC, lang="zh", in_scope=False)
+    store.record("量子计算机怎么买？", OFF_TOPIC, kind="off_topic", lang="zh", in_scope=False)
     assert store.flush(10)
     db = str(store.path) if not store.postgres else store.url
     assert main(["feedback", "--db", db, "--json"]) == 0

@@ -215,7 +215,7 @@ def test_gaps_groups_unanswered_and_disliked_questions_by_meaning_in_both_langua
     store = FeedbackStore(db)
     for q, lang in [("How do I bake sourdough bread?", "en"), ("怎么烤面包？", "zh"), ("What is a good bread recipe?", "en"),
                     ("MindSpore 能在树莓派上运行吗？", "zh"), ("Does MindSpore run on a Raspberry Pi?", "en")]:
-        store.record(q, OFF_TOPIC, lang=lang, in_scope=False)
+        store.record(q, OFF_TOPIC, kind="off_topic", lang=lang, in_scope=False)
     store.record("Can MindSpore run on Raspberry Pi 4?", DISLIKE, item_id="x/y/z/1", lang="en")
     store.record("I liked this", LIKE, item_id="x/y/z/1", lang="en")
     assert store.flush(10)

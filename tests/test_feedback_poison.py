@@ -49,7 +49,7 @@ def test_a_poison_vote_is_cleaned_at_the_door_and_every_good_vote_lands(make_sto
 
 def test_a_million_character_question_is_stored_cut_and_masked(make_store):
     store = make_store()
-    assert store.record("mail zhang@huawei.com " + "中" * 1_000_000, OFF_TOPIC, in_scope=False)
+    assert store.record("mail zhang@huawei.com " + "中" * 1_000_000, OFF_TOPIC, kind="off_topic", in_scope=False)
     assert store.flush(60)
     [(question,)] = store.rows("SELECT question FROM feedback")
     assert question.startswith("mail <email> 中") and len(question) <= 2000

@@ -21,8 +21,8 @@ def store(tmp_path):
     s = FeedbackStore(tmp_path / "fb.sqlite3")
     s.record("how do I remove mindspore", LIKE, item_id=ENTRY, session="s1")
     s.record("how do I remove mindspore", LIKE, item_id=ENTRY, session="s2", kind="click")
-    s.record("Why is the sky blue", OFF_TOPIC, session="s3")
-    s.record("why is the sky  blue", OFF_TOPIC, session="s4")
+    s.record("Why is the sky blue", OFF_TOPIC, kind="off_topic", session="s3")
+    s.record("why is the sky  blue", OFF_TOPIC, kind="off_topic", session="s4")
     s.record("a wording that got a dislike", DISLIKE, item_id=OTHER, session="s5")
     assert s.flush(10)
     yield s

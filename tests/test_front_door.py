@@ -74,7 +74,7 @@ GRADIO_TESTS = {"test_api_http.py", "test_api_inputs.py", "test_bench_soak.py", 
                 "test_browser_conversation.py", "test_conversation.py", "test_feedback_learning.py", "test_fuzz.py",
                 "test_hygiene.py", "test_learning_simulation.py", "test_replicas.py", "test_rest.py", "test_web_api.py",
                 "test_front_door.py", "test_config_disclosure.py", "test_vote_guard.py", "test_alternates_serving.py",
-                "test_browser_branding.py"}
+                "test_hostile_load.py", "test_connections.py", "test_browser_branding.py"}
 
 
 def test_the_fast_tier_imports_no_gradio_outside_the_web_tests():
@@ -232,8 +232,10 @@ def test_old_gradio_calls_without_history_still_work_and_bad_ones_carry_a_messag
     assert event == "error" and "question must be a string" in out["error"]
     event, out = _gradio(app.port, "search", ["install", 0, "latest", "", None])
     assert event == "error" and "k must be a whole number" in out["error"]
-    event, out = _gradio(app.port, "ask", [])
-    assert event == "error" and out["error"]  # nothing at all: Gradio's own message, never null
+    for api, data in (("ask", []), ("search", ["install", 3, "latest", "", None, "extra"])):
+        # too few or too many inputs: refused at the door with the inputs to send (Gradio logged a traceback)
+        status, raw = _http(app.port, "POST", f"/gradio_api/call/{api}", json.dumps({"data": data}).encode())
+        assert status == 422 and f"/{api} takes" in json.loads(raw)["error"]
 
 
 @pytest.mark.parametrize("path", ["/api/search", "/api/feedback", "/gradio_api/call/ask", "/gradio_api/call/search"])

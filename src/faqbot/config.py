@@ -55,6 +55,13 @@ LIMIT_SETTINGS: dict[str, tuple[str, int, int]] = {
     "max_request_bytes": ("FAQBOT_MAX_REQUEST_BYTES", 1_024, 100 * 1024 * 1024),
     "max_json_depth": ("FAQBOT_MAX_JSON_DEPTH", 2, 1_000),
 }
+# Connections (connections.py, rest.RequestLimits): a request's head, and then its body, must arrive within
+# read_timeout_seconds (slowloris); an idle keep-alive connection is closed after idle_timeout_seconds.
+# Setting -> (environment variable, low, high).
+TIMEOUT_SETTINGS: dict[str, tuple[str, float, float]] = {
+    "read_timeout_seconds": ("FAQBOT_READ_TIMEOUT", 0.1, 3600.0),
+    "idle_timeout_seconds": ("FAQBOT_IDLE_TIMEOUT", 0.1, 3600.0),
+}
 _SWITCH = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
 
 
@@ -116,6 +123,10 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     max_request_bytes: int = 1024 * 1024
     max_json_depth: int = 32
+    # TIMEOUT_SETTINGS: a client slower than this to send its request head or body is disconnected (408 for a
+    # body); an idle keep-alive connection is closed after idle_timeout_seconds
+    read_timeout_seconds: float = 10.0
+    idle_timeout_seconds: float = 5.0
 
     @property
     def corpus_index_dir(self) -> Path:
@@ -153,6 +164,8 @@ class Settings:
         check_number("reload_seconds", self.reload_seconds, *RELOAD_RANGE)
         for name, (_, low, high) in LIMIT_SETTINGS.items():
             check_number(name, getattr(self, name), low, high, integer=True)
+        for name, (_, low, high) in TIMEOUT_SETTINGS.items():
+            check_number(name, getattr(self, name), low, high)
 
     def corpus(self) -> Path:
         """The corpus folder, or SettingsError saying how to give one (the pages ship with no checkout)."""
@@ -209,6 +222,9 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
     for key, (name, low, high) in LIMIT_SETTINGS.items():
         if env.get(name):
             changes[key] = check_number(key, env[name].strip(), low, high, integer=True, source=name)
+    for key, (name, low, high) in TIMEOUT_SETTINGS.items():
+        if env.get(name):
+            changes[key] = check_number(key, env[name].strip(), low, high, source=name)
     if env.get("FAQBOT_MIN_CONFIDENCE"):
         low, high = NUMERIC_RANGES["min_confidence"]
         changes["min_confidence"] = check_number("min_confidence", env["FAQBOT_MIN_CONFIDENCE"].strip(), low, high,

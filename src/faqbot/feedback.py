@@ -370,14 +370,18 @@ class FeedbackStore:
         lang: str | None = None,
         in_scope: bool = True,
         session: str | None = None,
-        kind: str | None = None,
+        kind: str = "vote",
     ) -> bool:
-        """Queue one row and return at once: True when queued, False when the queue is full (counted as dropped)."""
-        if vote not in (LIKE, DISLIKE, OFF_TOPIC):
-            raise ValueError(f"vote must be +1, -1 or 0, not {vote!r}")
-        kind = kind or ("off_topic" if vote == OFF_TOPIC else "vote")
+        """Queue one row and return at once: True when queued, False when the queue is full (counted as dropped).
+
+        `kind` says what the row is (KINDS); it is never guessed from `vote`: a "vote" is LIKE or DISLIKE, an
+        "off_topic" row carries OFF_TOPIC, a "click" or "rephrase" LIKE."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        allowed = (OFF_TOPIC,) if kind == "off_topic" else (LIKE, DISLIKE)
+        if isinstance(vote, bool) or vote not in allowed:
+            raise ValueError(f"a {kind} row's vote must be {' or '.join(f'{v:+d}' if v else '0' for v in allowed)}, "
+                             f"not {vote!r}")
         text = ""
         if self.log_questions:  # cut before any work: a 1M-character question costs what a 4,000-character one does
             text = mask_personal(" ".join(str(question or "")[: 2 * MAX_MASK_CHARS].split()))[:_MAX_QUESTION]

@@ -259,6 +259,7 @@ class RestApi:
 # ------------------------------------------------------------------------------------------ limits at the door
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
+DRAIN_FACTOR = 4  # a body up to this many times its limit (at least max_request_bytes) is read before its 413
 
 
 class RequestLimits:
@@ -282,31 +283,47 @@ class RequestLimits:
         settings = self.service.settings
         limit = settings.max_body_bytes if path.startswith("/api/") else settings.max_request_bytes
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
-            await _reply(send, 413, f"the request body is over {limit // 1024} KB; send a shorter request.")
+        # A body over the limit is read and dropped (up to `drain` bytes) before the 413, so that the client, still
+        # sending, gets the message: answering at once and hanging up resets the connection, and the client's
+        # socket then drops the 413 unread. A larger body is answered at once.
+        drain = max(DRAIN_FACTOR * limit, settings.max_request_bytes)
+        if declared.isdigit() and int(declared) > drain:
+            await _reply(send, 413, f"the request body is over {limit // 1024} KB; send a shorter request.", close=True)
             return
         chunks, size = [], 0
+        deadline = asyncio.get_running_loop().time() + settings.read_timeout_seconds  # a slowloris body
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - asyncio.get_running_loop().time(), 0.0))
+            except asyncio.TimeoutError:
+                log.info("%s refused (408): the body took over %g s", path, settings.read_timeout_seconds)
+                await _reply(send, 408, f"the request body took over {settings.read_timeout_seconds:g} s to arrive; "
+                             "send the whole request at once.", close=True)
+                return
             if message["type"] != "http.request":  # the client left
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _reply(send, 413, f"the request body is over {limit // 1024} KB; send a shorter request.")
-                return
+                chunks = []  # dropped: only its size counts now
+                if size > drain or not message.get("more_body"):
+                    log.info("%s refused (413): a body over %d bytes", path, limit)
+                    await _reply(send, 413, f"the request body is over {limit // 1024} KB; send a shorter request.",
+                                 close=size > drain)
+                    return
+                continue
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
         try:
             self.service.check_body(body, limit)
+            if self.rewrite is not None:  # may refuse too (InputError)
+                body = self.rewrite(path, body)
         except InputError as exc:
             log.info("%s refused (%d): %s", path, exc.status, exc.message)
             await _reply(send, exc.status, exc.message)
             return
-        if self.rewrite is not None:
-            body = self.rewrite(path, body)
         sent = False
 
         async def replay() -> dict:
@@ -319,8 +336,9 @@ class RequestLimits:
         await self.app(scope, replay, send)
 
 
-async def _reply(send: Any, status: int, message: str) -> None:
+async def _reply(send: Any, status: int, message: str, close: bool = False) -> None:
     body = json.dumps({"error": message}).encode("utf-8")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": headers + [(b"connection", b"close")] if close else headers})
     await send({"type": "http.response.body", "body": body})

@@ -17,15 +17,16 @@ import gradio as gr
 
 from faqbot.answer import DEFAULT_BANDS, Bands
 from faqbot.config import Settings, SettingsError
+from faqbot.connections import bound_connections
 from faqbot.feedback import FeedbackStore
 from faqbot.guard import HostGuard
 from faqbot.reload import IndexWatcher
 from faqbot.rest import RequestLimits, RestApi
-from faqbot.service import index_health
+from faqbot.service import InputError, index_health
 from faqbot.web import CSS, STATE_SESSION_CAPACITY, THEME, build_blocks, complete_api_call
 
 
-PRUNE_SECONDS = 5.0
+PRUNE_SECONDS = 1.0  # finished sessions (and their inputs) live at most about this long
 API_CALL = re.compile(r"^/gradio_api/(?:call|run)/([a-z_]+)/?$")  # a plain-HTTP call of a named Gradio API
 
 
@@ -43,7 +44,7 @@ def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BAND
 
 def _rewrite(path: str, body: bytes) -> bytes:
     """An old client's plain-HTTP Gradio API call with its missing trailing inputs filled in
-    (web.complete_api_call); any other body as it is."""
+    (web.complete_api_call); any other body as it is. A call that is JSON but no call is an InputError (422)."""
     api = API_CALL.match(path)
     if not api:
         return body
@@ -52,7 +53,9 @@ def _rewrite(path: str, body: bytes) -> bytes:
     except ValueError:
         return body  # Gradio answers a body that is not JSON itself
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
-        return body
+        # Gradio answered e.g. {"data": Infinity} with a plain-text 500
+        raise InputError(f'a call of /{api.group(1)} is a JSON object whose "data" is the list of its inputs; send '
+                         '{"data": ["your question"]}.', 422)
     data = complete_api_call(api.group(1), payload["data"])
     if data is payload["data"]:
         return body
@@ -80,6 +83,10 @@ def launch(demo: gr.Blocks, host: str, port: int, share: bool = False, quiet: bo
     """Start serving in background threads: the chat, its Gradio API, `/api/search` and `/healthz`."""
     demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=quiet,
                 **launch_options(demo))
+    chat = getattr(demo, "faqbot_chat", None)
+    if chat is not None:  # Gradio passes no options to uvicorn: idle and slow connections are bounded here
+        settings = chat.service.settings
+        bound_connections(getattr(demo, "server", None), settings.read_timeout_seconds, settings.idle_timeout_seconds)
 
 
 def serve(demo: gr.Blocks, host: str, port: int, share: bool = False) -> None:
@@ -131,9 +138,34 @@ def prune_finished_sessions(queue: Any) -> int:
     return len(empty)
 
 
+def prune_api_sessions(blocks: Any, pending: dict | None = None) -> int:
+    """Drop the session state of finished Gradio sessions that hold no `gr.State`: the plain-HTTP API calls.
+
+    Why: Gradio keeps a `SessionState` per session (`blocks.state_holder`, up to `state_session_capacity` of them)
+    and copies each call's inputs into it (`_update_value_in_config`). Every plain-HTTP call of `/ask` or
+    `/search` is a new session, so the last 2,000 calls' inputs stayed in memory: 100 calls with ~1 MB of history
+    kept +52 MB (docs/performance.md). A session of the chat holds its Conversation in a `gr.State` from its
+    first event on, so it is never dropped here; nor is a session with an event still waiting or running
+    (`pending`: the queue's `pending_event_ids_session`). Should a dropped session call again, Gradio makes it a
+    fresh state, as for any new session."""
+    holder = getattr(blocks, "state_holder", None)
+    sessions = getattr(holder, "session_data", None)
+    if not isinstance(sessions, dict):
+        return 0
+    pending = pending or {}
+    dropped = 0
+    with holder.lock:
+        for session, state in list(sessions.items()):
+            if not getattr(state, "state_data", True) and not pending.get(session):
+                sessions.pop(session, None)
+                holder.time_last_used.pop(session, None)
+                dropped += 1
+    return dropped
+
+
 def lifespan_with_pruning(blocks: Any, every: float = PRUNE_SECONDS):
     """A FastAPI lifespan (given to Gradio's app through `launch(app_kwargs=...)`) that prunes finished
-    sessions every few seconds on the server's own event loop."""
+    sessions (and the state of finished API-call sessions) every few seconds on the server's own event loop."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -142,6 +174,7 @@ def lifespan_with_pruning(blocks: Any, every: float = PRUNE_SECONDS):
                 await asyncio.sleep(every)
                 queue = getattr(blocks, "_queue", None)
                 if queue is not None:
+                    prune_api_sessions(blocks, getattr(queue, "pending_event_ids_session", None))
                     prune_finished_sessions(queue)
 
         task = asyncio.create_task(loop())

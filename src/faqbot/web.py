@@ -217,12 +217,18 @@ API_NAMES = ("ask", "search")
 def complete_api_call(api: str, data: Any) -> Any:
     """The inputs of a Gradio API call, completed with the defaults of the inputs added since the client was
     written: `/ask` took 3 (question, version, component) and `/search` 4 (question, k, version, component)
-    before `history`. Gradio itself wants every input and would refuse such a call."""
+    before `history`. Gradio itself wants every input and would refuse such a call with a traceback in the log,
+    so a call with too few inputs (or too many) is an InputError (422) saying which inputs to send."""
     if api not in API_NAMES or not isinstance(data, list):
         return data
     params = list(inspect.signature(getattr(FaqChat, api)).parameters.values())[1:]  # after self
     missing = params[len(data):]
-    if not missing or any(p.default is inspect.Parameter.empty for p in missing):
+    required = sum(p.default is inspect.Parameter.empty for p in params)
+    if len(data) < required or len(data) > len(params):
+        names = ", ".join(p.name for p in params)
+        raise InputError(f"/{api} takes {required} to {len(params)} inputs ({names}), not {len(data)}; send "
+                         f'{{"data": ["your question"]}}.', 422)
+    if not missing:
         return data
     return [*data, *(p.default for p in missing)]
 
