@@ -47,15 +47,20 @@ def assign_splits(questions: list[DevQuestion]) -> dict[str, str]:
     import hashlib
     from collections import Counter
 
-    sizes = Counter(q.page for q in questions)
+    def off_topic(page: str) -> str | None:
+        return SPLITS[int(hashlib.sha1(page.encode("utf-8")).hexdigest(), 16) % 2] if page.startswith("off-topic:") else None
+
+    return _deal(Counter(q.page for q in questions), off_topic)
+
+
+def _deal(sizes, fixed=lambda group: None) -> dict[str, str]:
+    """Groups dealt largest first (ties by name) to the side with fewer questions so far (ties to tune), unless
+    `fixed(group)` names its side; every group's questions count towards its side."""
     out: dict[str, str] = {}
-    count = {"tune": 0, "heldout": 0}
-    for page, n in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
-        if page.startswith("off-topic:"):
-            side = SPLITS[int(hashlib.sha1(page.encode("utf-8")).hexdigest(), 16) % 2]
-        else:
-            side = min(SPLITS, key=lambda s: (count[s], s == "heldout"))
-        out[page] = side
+    count = {side: 0 for side in SPLITS}
+    for group, n in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
+        side = fixed(group) or min(SPLITS, key=lambda s: (count[s], s == "heldout"))
+        out[group] = side
         count[side] += n
     return out
 
@@ -195,17 +200,11 @@ def assign_real_splits(questions: list[DevQuestion]) -> dict[str, str]:
     """Repository -> "tune" | "heldout": every question of one issue tracker goes to one side (never split by line).
 
     Repositories are dealt largest first to the side with fewer questions (ties to tune), as FAQ pages are in
-    assign_splits: deterministic, balanced in size, and a new file of questions moves only the repositories it adds."""
+    assign_splits: deterministic and balanced in size. Adding questions can move other repositories across, so
+    figures from before and after more data are not comparable split by split."""
     from collections import Counter
 
-    sizes = Counter(q.repo for q in questions)
-    out: dict[str, str] = {}
-    count = {"tune": 0, "heldout": 0}
-    for repo, n in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
-        side = min(SPLITS, key=lambda s: (count[s], s == "heldout"))
-        out[repo] = side
-        count[side] += n
-    return out
+    return _deal(Counter(q.repo for q in questions))
 
 
 def split_real(questions: list[DevQuestion]) -> dict[str, list[DevQuestion]]:
