@@ -18,7 +18,7 @@ from conftest import CORPUS_DIR, FIXTURE_PAGES, HashEmbedder  # noqa: E402
 
 
 def fake_retriever(root: Path):
-    from faqbot.corpus import load_corpus
+    from faqbot.sources import load_corpus
     from faqbot.store import build_index
     from faqbot.lexical import LexicalIndex
     from faqbot.search import Retriever
