@@ -10,6 +10,7 @@ index (tests/fake_app.py), watched from outside:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -166,3 +167,42 @@ def test_100_calls_with_5_mb_and_just_under_the_limit_inputs_leave_rss_within_50
     after = rss_mb(pid)
     print(f"RSS {before:.0f} -> {after:.0f} MB over 100 calls")
     assert after - before <= 50, f"RSS {before:.0f} -> {after:.0f} MB over 100 calls"
+
+
+FIRST_CALL_PROBE = r"""
+import json, socket, sys, tempfile, urllib.request
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import fake_app
+from faqbot.config import settings_from_env
+from faqbot.server import build_app, launch
+
+with tempfile.TemporaryDirectory() as tmp:
+    demo = build_app(fake_app.fake_retriever(Path(tmp)), settings_from_env())
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    launch(demo, "127.0.0.1", port, quiet=True)
+    before = {m for m in sys.modules if m.split(".")[0] == "matplotlib"}
+    base = f"http://127.0.0.1:{port}"
+    req = urllib.request.Request(f"{base}/gradio_api/call/ask", json.dumps({"data": ["how to install", "latest", "", None]}).encode(),
+                                 {"Content-Type": "application/json"})
+    event = json.loads(urllib.request.urlopen(req, timeout=60).read())["event_id"]
+    stream = urllib.request.urlopen(f"{base}/gradio_api/call/ask/{event}", timeout=60).read().decode()
+    after = {m for m in sys.modules if m.split(".")[0] == "matplotlib"}
+    print(json.dumps({"before": sorted(before), "imported_by_first_call": sorted(after - before),
+                      "complete": "event: complete" in stream}))
+    demo.close()
+"""
+
+
+def test_the_first_gradio_call_imports_nothing_inside_the_event_loop():
+    """Gradio switches matplotlib's backend around every event in its event loop; the first time, that imported
+    matplotlib and pyplot there, and /healthz went unanswered for 0.4 s (benchmarks/hostile.py). The app loads them
+    before it serves, so the first call imports none of it."""
+    out = subprocess.run([sys.executable, "-c", FIRST_CALL_PROBE, str(HERE)], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(next(line for line in out.stdout.splitlines() if line.startswith('{"before"')))
+    assert report["complete"], report
+    if importlib.util.find_spec("matplotlib") is not None:  # Gradio only touches matplotlib when it is installed
+        assert "matplotlib.pyplot" in report["before"], report
+    assert report["imported_by_first_call"] == [], report

@@ -84,16 +84,87 @@ def user_thread_limit() -> int | None:
 CALM_SECONDS = 0.25  # a call gets every core only if no two calls have met for this long
 
 
-def machine_idle_cores() -> int | None:
-    """Cores that no other task wants right now: online CPUs minus the tasks the kernel counts as runnable (the
-    4th field of /proc/loadavg; the caller is one of them). None where there is no such count. In a container
-    the count may be the host's: a busy host then gives one thread, never a team that waits on a busy core."""
+def _runnable_now() -> int | None:
+    """Tasks the kernel counts as runnable at this instant (the 4th field of /proc/loadavg; the caller is one)."""
     try:
         with open("/proc/loadavg", "rb") as f:
-            running = int(f.read().split()[3].split(b"/")[0])
+            return int(f.read().split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return None
-    return (os.cpu_count() or 1) - max(running - 1, 0)
+
+
+def _busy_ticks() -> tuple[int, int] | None:
+    """(CPU ticks the whole machine spent busy, ticks this process spent), both in USER_HZ."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        own = stat[stat.rindex(b")") + 2:].split()
+        machine = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+        return machine, int(own[11]) + int(own[12])  # utime + stime
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class OtherPrograms:
+    """How many cores other programs kept busy over the last fraction of a second: the machine's busy CPU time
+    minus this process's, sampled by a daemon thread every `period` seconds.
+
+    Why a window and not the kernel's runnable count at the instant a call starts: that instant counts this
+    process's own OpenMP team, still spinning after the call before, and passing tasks. On a quiet machine it
+    gave one thread to about two thirds of back-to-back questions (p50 31-36 ms against 17-21 ms with two,
+    measured in one process, 2026-12-07). A busy program shows in the window within `period` to 2 x `period`."""
+
+    def __init__(self, period: float = 0.1, samples: int = 3) -> None:
+        self.period = period
+        self._samples: list[tuple[float, int, int]] = []
+        self._keep = max(2, samples)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> bool:
+        ticks = _busy_ticks()
+        if ticks is None:
+            return False
+        with self._lock:
+            self._samples.append((time.monotonic(), *ticks))
+            del self._samples[:-self._keep]
+        return True
+
+    def _run(self) -> None:
+        while self._sample():
+            time.sleep(self.period)
+
+    def cores(self) -> float | None:
+        """Cores other programs used in the window; None until two samples exist (or with no /proc)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="faqbot-load", daemon=True)
+                self._thread.start()
+            if len(self._samples) < 2:
+                return None
+            (t0, machine0, own0), (t1, machine1, own1) = self._samples[0], self._samples[-1]
+        hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        seconds = t1 - t0
+        return max(((machine1 - machine0) - (own1 - own0)) / hz / seconds, 0.0) if seconds > 0 else None
+
+
+OTHER_PROGRAMS = OtherPrograms()
+
+
+def machine_idle_cores() -> int | None:
+    """Cores that no other program is using now: online CPUs minus the cores other programs kept busy over the
+    last 0.2-0.3 s (a program at half a core or more counts as one). Until that window exists (the first tenth
+    of a second of a process), the kernel's runnable count stands in for it. None where neither is known. In a
+    container the counts may be the host's: a busy host then gives one thread, never a team that waits on a
+    busy core."""
+    cpus = os.cpu_count() or 1
+    others = OTHER_PROGRAMS.cores()
+    if others is not None:
+        return cpus - int(others + 0.5)
+    running = _runnable_now()
+    return None if running is None else cpus - max(running - 1, 0)
 
 
 class InstancePool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 from typing import Any
@@ -26,6 +27,7 @@ from faqbot.service import InputError, index_health
 from faqbot.web import CSS, STATE_SESSION_CAPACITY, THEME, build_blocks, complete_api_call
 
 
+log = logging.getLogger(__name__)
 PRUNE_SECONDS = 1.0  # finished sessions (and their inputs) live at most about this long
 API_CALL = re.compile(r"^/gradio_api/(?:call|run)/([a-z_]+)/?$")  # a plain-HTTP call of a named Gradio API
 
@@ -81,12 +83,26 @@ def launch_options(demo: gr.Blocks | None = None) -> dict:
 
 def launch(demo: gr.Blocks, host: str, port: int, share: bool = False, quiet: bool = False) -> None:
     """Start serving in background threads: the chat, its Gradio API, `/api/search` and `/healthz`."""
+    preload_call_imports()
     demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=quiet,
                 **launch_options(demo))
     chat = getattr(demo, "faqbot_chat", None)
     if chat is not None:  # Gradio passes no options to uvicorn: idle and slow connections are bounded here
         settings = chat.service.settings
         bound_connections(getattr(demo, "server", None), settings.read_timeout_seconds, settings.idle_timeout_seconds)
+
+
+def preload_call_imports() -> None:
+    """Gradio switches matplotlib to its "agg" backend around every event, inside its event loop; the first time,
+    that imports matplotlib and pyplot there, and for about 0.4 s no request (not even /healthz) is answered.
+    Done once before serving instead."""
+    from gradio.utils import MatplotlibBackendMananger
+
+    try:
+        with MatplotlibBackendMananger():
+            pass
+    except Exception as exc:  # noqa: BLE001 - a warm-up must not stop the app; the first event pays it then
+        log.warning("could not preload matplotlib for Gradio's events: %s", exc)
 
 
 def serve(demo: gr.Blocks, host: str, port: int, share: bool = False) -> None:
