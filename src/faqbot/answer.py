@@ -311,6 +311,13 @@ def safe_markdown(md: str) -> str:
     return safe_links(escaped)
 
 
+@lru_cache(maxsize=4096)
+def faq_markdown(md: str) -> str:
+    """`safe_markdown` of an FAQ entry's own answer, kept: the same answers are shown again and again, and parsing
+    one takes 0.1-0.2 ms, five times a response. Only the corpus's texts come here, never a user's."""
+    return safe_markdown(md)
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -381,7 +388,7 @@ def render_answer_markdown(hit: Hit, lang: str, confidence: float, bands: Bands 
     lines = [f"### {safe_markdown(_one_line(hit.entry.question))}", ""]
     if hit.fallback:
         lines += [f"*{L['fallback']}*", ""]
-    lines += [safe_markdown(hit.entry.answer.strip()), "", _meta_line(hit, lang, confidence, bands)]
+    lines += [faq_markdown(hit.entry.answer.strip()), "", _meta_line(hit, lang, confidence, bands)]
     links = _links_line(hit, lang)
     if links:
         lines += ["", links]

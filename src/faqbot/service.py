@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from faqbot.answer import DEFAULT_BANDS, Bands, render_markdown, render_text, safe_markdown
+from faqbot.answer import DEFAULT_BANDS, Bands, faq_markdown, render_markdown, render_text
 from faqbot.config import NUMERIC_RANGES, Settings, SettingsError, check_number
 from faqbot.corpus_config import CorpusConfig, CorpusConfigError, load_corpus_config
 from faqbot.conversation import Conversation, HistoryError, Turn, search_in_context
@@ -87,7 +87,7 @@ class Answer:
         """The `faqbot ask --json` / `/api/search` object; answers' links limited to safe schemes."""
         out = self.result.to_dict()
         for answer in out["answers"]:
-            answer["answer"] = safe_markdown(answer["answer"])  # as the chat shows it: raw HTML as text
+            answer["answer"] = faq_markdown(answer["answer"])  # as the chat shows it: raw HTML as text
         links = []  # the corpus's "search the docs" / "open an issue" when nothing answers, the question filled in
         if self.config is not None and self.result.match == "none" and self.result.query.strip():
             links = self.config.fallback_links(self.result.query, self.result.lang)
