@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
