@@ -18,7 +18,6 @@ import asyncio
 import json
 import logging
 import os
-import re
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor

@@ -13,7 +13,6 @@ import os
 from typing import Any
 
 import gradio as gr
-from starlette.middleware import Middleware
 
 from faqbot.answer import DEFAULT_BANDS, Bands, escape_markdown, scrub_text, suggestions
 from faqbot.config import Settings
