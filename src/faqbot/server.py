@@ -96,9 +96,9 @@ def preload_call_imports() -> None:
     """Gradio switches matplotlib to its "agg" backend around every event, inside its event loop; the first time,
     that imports matplotlib and pyplot there, and for about 0.4 s no request (not even /healthz) is answered.
     Done once before serving instead."""
-    from gradio.utils import MatplotlibBackendMananger
-
     try:
+        from gradio.utils import MatplotlibBackendMananger  # Gradio's own (misspelt) name; gone in a later Gradio: skipped
+
         with MatplotlibBackendMananger():
             pass
     except Exception as exc:  # noqa: BLE001 - a warm-up must not stop the app; the first event pays it then
