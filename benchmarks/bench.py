@@ -1549,6 +1549,7 @@ def bench_soak(minutes: float, clients: int, interval: float, warmup: float, end
             LoadRun(app.port, questions, clients, endpoint, "warm", distinct=not repeat).run(warmup)
         run = LoadRun(app.port, questions, clients, endpoint, "soak", distinct=not repeat)
         total = minutes * 60
+        cpu0 = process_cpu_s(app.proc.pid)
         started = time.perf_counter()
         threads = run.start(total)
         last_done, last_t = 0, started
@@ -1565,6 +1566,7 @@ def bench_soak(minutes: float, clients: int, interval: float, warmup: float, end
             last_done, last_t = done, now
         for t in threads:
             t.join(REQUEST_TIMEOUT + 10)
+        cpu_ms = 1000 * (process_cpu_s(app.proc.pid) - cpu0) / max(run.done, 1)  # the app's CPU, all its threads
         latency = summary(run.times)
         errors = len(run.errors)
     finally:
@@ -1575,6 +1577,7 @@ def bench_soak(minutes: float, clients: int, interval: float, warmup: float, end
     return {"endpoint": API_SEARCH if endpoint == "api" else APP_ASK, "clients": clients, "minutes": minutes,
             "questions": f"{len(questions)} repeated" if repeat else "distinct",
             "interval_s": interval, "warmup_s": warmup, "intervals": rows, "errors": errors, "latency": latency,
+            "answered": run.done, "app_cpu_ms_per_request": round(cpu_ms, 2),
             "throughput_change_pct": change(first["req_per_s"], last["req_per_s"]),
             "rss_change_pct": change(first["rss_mb"], last["rss_mb"]),
             "rss_anon_change_pct": change(first.get("rss_anon_mb"), last.get("rss_anon_mb")), "machine": machine()}
@@ -1589,6 +1592,8 @@ def print_soak(rep: dict) -> None:
         print(f"  {r['t_s']:>8}{r['req_per_s']:>9}{r['rss_mb']:>9}{str(r.get('rss_anon_mb')):>9}{str(r.get('rss_file_mb')):>9}{r['load']:>7}")
     print(f"first -> last interval: throughput {rep['throughput_change_pct']}%, RSS {rep['rss_change_pct']}% "
           f"(anonymous memory {rep.get('rss_anon_change_pct')}%)")
+    if rep.get("app_cpu_ms_per_request") is not None:
+        print(f"app CPU per request: {rep['app_cpu_ms_per_request']} ms ({rep.get('answered')} answered, all the app's threads)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,7 +74,7 @@ GRADIO_TESTS = {"test_api_http.py", "test_api_inputs.py", "test_bench_soak.py", 
                 "test_browser_conversation.py", "test_conversation.py", "test_feedback_learning.py", "test_fuzz.py",
                 "test_hygiene.py", "test_learning_simulation.py", "test_replicas.py", "test_rest.py", "test_web_api.py",
                 "test_front_door.py", "test_config_disclosure.py", "test_vote_guard.py", "test_alternates_serving.py",
-                "test_hostile_load.py", "test_connections.py", "test_browser_branding.py"}
+                "test_hostile_load.py", "test_connections.py", "test_browser_branding.py", "test_gradio_costs.py"}
 
 
 def test_the_fast_tier_imports_no_gradio_outside_the_web_tests():

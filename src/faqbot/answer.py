@@ -106,7 +106,7 @@ def fallback_lines(config: "CorpusConfig | None", query: str, lang: str, markdow
         return []
     links = config.fallback_links(query, lang)
     if markdown:
-        return [" · ".join(f"[{safe_markdown(_one_line(label))}]({link_target(url)})" for label, url in links)] if links else []
+        return [" · ".join(f"[{faq_markdown(_one_line(label))}]({link_target(url)})" for label, url in links)] if links else []
     return [f"{label}: {url}" for label, url in links]
 
 
@@ -313,8 +313,10 @@ def safe_markdown(md: str) -> str:
 
 @lru_cache(maxsize=4096)
 def faq_markdown(md: str) -> str:
-    """`safe_markdown` of an FAQ entry's own answer, kept: the same answers are shown again and again, and parsing
-    one takes 0.1-0.2 ms, five times a response. Only the corpus's texts come here, never a user's."""
+    """`safe_markdown` of an FAQ entry's own answer or question (or a corpus config's link label), kept: the same
+    texts are shown again and again, and parsing one takes 0.1-0.2 ms, five times a response (answers in the JSON;
+    the title and up to four suggested questions in the chat's markdown). Only the corpus's texts come here,
+    never a user's."""
     return safe_markdown(md)
 
 
@@ -385,7 +387,7 @@ def _notes(result: SearchResult) -> list[str]:
 def render_answer_markdown(hit: Hit, lang: str, confidence: float, bands: Bands = DEFAULT_BANDS) -> str:
     """One FAQ entry as a support answer: title, rendered answer, confidence, version/component, links."""
     L = labels(lang)
-    lines = [f"### {safe_markdown(_one_line(hit.entry.question))}", ""]
+    lines = [f"### {faq_markdown(_one_line(hit.entry.question))}", ""]
     if hit.fallback:
         lines += [f"*{L['fallback']}*", ""]
     lines += [faq_markdown(hit.entry.answer.strip()), "", _meta_line(hit, lang, confidence, bands)]
@@ -428,7 +430,7 @@ def render_markdown(
     if not list_suggestions and more and result.in_scope:
         lines += ["", f"*{L['maybe_click'] if result.match == 'related' else L['related_click']}*"]
     if list_suggestions and more:
-        lines += ["", f"**{heading}**", ""] + [f"- {safe_markdown(q)}" for q in more]
+        lines += ["", f"**{heading}**", ""] + [f"- {faq_markdown(q)}" for q in more]  # corpus questions
     return "\n".join(lines).strip()
 
 

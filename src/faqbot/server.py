@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import os
 import re
+import threading
 from typing import Any
 
 import gradio as gr
@@ -38,6 +40,7 @@ def build_app(retriever: Any, settings: Settings, *, bands: Bands = DEFAULT_BAND
     demo = build_blocks(retriever, settings, bands=bands, store=store, health=index_health(settings, getattr(retriever, "index", None)))
     chat = demo.faqbot_chat
     chat.store.start()  # connects and migrates off the request path; warns once if feedback cannot be saved
+    wake_queue_on_change(getattr(demo, "_queue", None))  # no 1 kHz polling by Gradio's scheduler
     demo.faqbot_rest = RestApi(chat.service, workers=getattr(retriever.embedder, "instances", 1))
     # an approved alternate (or a rebuilt index) is served within seconds, without a restart (reload.py)
     demo.faqbot_watcher = IndexWatcher(settings, chat.service, chat.service.index_health, settings.reload_seconds).start()
@@ -86,6 +89,7 @@ def launch(demo: gr.Blocks, host: str, port: int, share: bool = False, quiet: bo
     preload_call_imports()
     demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=quiet,
                 **launch_options(demo))
+    template_sessions(demo)  # a new Gradio session (every plain-HTTP API call is one) copies a template
     chat = getattr(demo, "faqbot_chat", None)
     if chat is not None:  # Gradio passes no options to uvicorn: idle and slow connections are bounded here
         settings = chat.service.settings
@@ -202,3 +206,195 @@ def lifespan_with_pruning(blocks: Any, every: float = PRUNE_SECONDS):
                 await task
 
     return lifespan
+
+
+# ------------------------------------------------------------------------------------------ Gradio's per-request costs
+
+QUEUE_IDLE_SECONDS = 0.05  # the longest Gradio's scheduler sleeps unwoken (a safety net: every change wakes it)
+
+
+class QueueWake(float):
+    """Gradio's `Queue.sleep_when_free` as a wait that ends when the queue changes (an event pushed, an event
+    finished) or after `float(self)` seconds at the latest.
+
+    Why: Gradio 6.31's scheduler (`Queue.start_processing`) sleeps 1 ms and looks again, idle or not: about
+    1,000 wake-ups a second on the event loop. That was 5.4% of a core with no request at all (4.3 points more
+    than with this wait, measured on the served app), and under load it took the GIL and a core from the
+    model threads about once a millisecond. The scheduler itself is Gradio's, unchanged: only its sleep ends
+    at the change instead of 1 ms later."""
+
+    def __new__(cls, seconds: float) -> "QueueWake":
+        wake = super().__new__(cls, seconds)
+        wake._changed = None  # (loop, asyncio.Event): made on the loop that waits
+        return wake
+
+    def _event(self) -> asyncio.Event:
+        loop = asyncio.get_running_loop()
+        if self._changed is None or self._changed[0] is not loop:
+            self._changed = (loop, asyncio.Event())
+        return self._changed[1]
+
+    def wake(self) -> None:
+        """The queue changed: the scheduler looks again now. From another thread than the waiting loop's, the
+        wake-up is handed to that loop."""
+        changed = self._changed
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if changed is not None and changed[0] is not running:
+            changed[0].call_soon_threadsafe(changed[1].set)
+        elif running is not None:
+            self._event().set()
+
+    async def wait(self) -> None:
+        changed = self._event()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(changed.wait(), float(self))
+        changed.clear()  # cleared before the scheduler looks: a change after this point wakes it again
+
+
+class _QueueAsyncio:
+    """`asyncio` as `gradio.queueing` sees it: the module itself, except that a sleep of a QueueWake waits for
+    the queue to change. Any other sleep (a plain number) is asyncio's own."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    @staticmethod
+    async def sleep(delay: Any, result: Any = None) -> Any:
+        if isinstance(delay, QueueWake):
+            await delay.wait()
+            return result
+        return await asyncio.sleep(delay, result)
+
+
+def wake_queue_on_change(queue: Any, idle_seconds: float = QUEUE_IDLE_SECONDS) -> bool:
+    """Gradio's scheduler woken by the queue's own changes instead of polling every millisecond (QueueWake says
+    why). The events it runs, their order and their concurrency limits are unchanged. A Gradio whose queue
+    lacks these parts keeps its own polling: False."""
+    try:
+        import gradio.queueing as queueing
+    except ImportError:  # pragma: no cover - Gradio is a dependency
+        return False
+    if queue is None or not all(hasattr(queue, name) for name in ("sleep_when_free", "push", "process_events")) \
+            or not hasattr(queueing, "asyncio"):
+        return False
+    if isinstance(queue.sleep_when_free, QueueWake):
+        return True
+    if not isinstance(queueing.asyncio, _QueueAsyncio):
+        queueing.asyncio = _QueueAsyncio()
+    push, process_events = queue.push, queue.process_events
+
+    def changed() -> None:
+        wake = queue.sleep_when_free
+        if isinstance(wake, QueueWake):
+            wake.wake()
+
+    async def pushed(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await push(*args, **kwargs)
+        finally:
+            changed()
+
+    async def processed(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await process_events(*args, **kwargs)
+        finally:
+            changed()  # its concurrency slot is free again
+
+    queue.push, queue.process_events = pushed, processed
+    queue.sleep_when_free = QueueWake(idle_seconds)
+    return True
+
+
+# The attributes of a Gradio 6.31 SessionState right after it is made. Another Gradio (other attributes) keeps
+# making its sessions itself: a copied session must hold nothing this list does not name.
+SESSION_ATTRIBUTES = frozenset({"blocks_config", "config_values", "state_data", "_state_ttl", "is_closed",
+                                "STATE_TTL_WHEN_CLOSED"})
+
+
+class SessionTemplate:
+    """New Gradio sessions copied from one made by Gradio itself, instead of made from scratch.
+
+    Why: every plain-HTTP call of `/ask` or `/search` is a new Gradio session, and Gradio's `SessionState()`
+    renders the config of every block of the app for it (`config_for_block`, `inspect.signature` of each
+    component's constructor: 23 blocks, 0.8 ms of CPU a call, in the event loop; about a quarter of what
+    Gradio adds to an `/ask` call). Those configs depend only on the app's blocks, so they are rendered once
+    here, and a new session gets its own copy of each: its own top-level dict and "props" dict (the only parts
+    Gradio changes in place: `_update_value_in_config` sets props["value"]), its own `blocks_config` copy and
+    empty state, as Gradio's own constructor gives. The template is made again when the app's blocks change."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._template: Any = None
+        self._blocks: Any = None  # the Blocks it was made for
+        self._made_from: tuple = ()  # (the blocks dict, a copy of it): the blocks the configs were rendered from
+
+    def _current(self, blocks: Any) -> Any:
+        """The template for these blocks as they are now (None: this Gradio's sessions are not copied)."""
+        from gradio.state_holder import SessionState
+
+        now = blocks.default_config.blocks
+        with self._lock:
+            if self._template is not None and self._blocks is blocks and self._made_from[0] is now \
+                    and len(now) == len(self._made_from[1]) and all(now.get(k) is v for k, v in self._made_from[1].items()):
+                return self._template
+            template = SessionState(blocks)
+            if set(vars(template)) != SESSION_ATTRIBUTES:
+                return None
+            self._template, self._blocks, self._made_from = template, blocks, (now, dict(now))
+            return template
+
+    def new(self, blocks: Any) -> Any:
+        """A new session for `blocks`: what `gradio.state_holder.SessionState(blocks)` gives."""
+        from gradio.state_holder import SessionState
+
+        template = self._current(blocks)
+        if template is None:
+            return SessionState(blocks)
+        session = copy.copy(template)  # the same attributes, then a fresh copy of each mutable one
+        session.blocks_config = copy.copy(blocks.default_config)
+        session.config_values = {k: _own_config(v) for k, v in template.config_values.items()}
+        session.state_data = {}
+        session._state_ttl = {}
+        session.is_closed = False
+        return session
+
+
+def _own_config(config: dict) -> dict:
+    own = dict(config)
+    if isinstance(own.get("props"), dict):
+        own["props"] = dict(own["props"])
+    return own
+
+
+def template_sessions(blocks: Any) -> bool:
+    """Gradio's session store of a launched app makes its new sessions from a SessionTemplate. False (nothing
+    changed) where the store is not Gradio 6's StateHolder."""
+    try:
+        from gradio.state_holder import StateHolder
+    except ImportError:  # pragma: no cover - Gradio is a dependency
+        return False
+    holder = getattr(blocks, "state_holder", None)
+    if type(holder) is StateHolder:
+        holder.__class__ = _TemplatedStateHolder
+        holder.templates = SessionTemplate()
+    return isinstance(holder, _TemplatedStateHolder)
+
+
+try:
+    from gradio.state_holder import StateHolder as _StateHolder
+except ImportError:  # pragma: no cover - Gradio is a dependency
+    _StateHolder = object
+
+
+class _TemplatedStateHolder(_StateHolder):
+    """Gradio's StateHolder, its new sessions copied from a SessionTemplate (the rest is Gradio's own)."""
+
+    templates: SessionTemplate
+
+    def __getitem__(self, session_id: str) -> Any:
+        if session_id not in self.session_data:
+            self.session_data[session_id] = self.templates.new(self.blocks)
+        return super().__getitem__(session_id)
