@@ -7,8 +7,11 @@ tests/data/faq_questions/pairs.json, checked by hand; APISIX markdown: the ids o
 questions (tests/data/faq_questions/<faq>.jsonl: written from a user's situation, labels are substrings of the
 entry's question) through Retriever.rank with the MindSpore tuning constants unchanged.
 
-One corpus is made here: ripgrep's FAQ.md turned into a CSV with an `alternates` cell (its table-of-contents
-wording where it differs from the heading, and the heading's anchor name as words), in the temporary folder.
+Two corpora are made here, in the temporary folder, as CSVs with an `alternates` cell:
+- PaddlePaddle's pages: each question's clauses (split at ，；？ and , ; ?) as shorter wordings, when it has two or
+  more of 6+ characters; its page's name as `category`, and a link to the published page;
+- ripgrep's FAQ.md: its table-of-contents wording where it differs from the heading, and the heading's anchor name
+  as words.
 
     .venv/bin/python scripts/eval_faqs.py [--faqs ../shared/faqs] [--only ant-design] [--misses] [--diagnose]
 """
@@ -84,6 +87,21 @@ def ripgrep_csv(faqs: Path, out: Path) -> Path:
     return path
 
 
+def paddle_csv(faqs: Path, out: Path) -> Path:
+    """PaddlePaddle's FAQ pages as a CSV of id, lang, question, answer, url, category, alternates."""
+    path = out / "paddlepaddle-faq.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "lang", "question", "answer", "url", "category", "alternates"])
+        for page in sorted((faqs / "paddlepaddle").glob("*.md")):
+            for n, e in enumerate(load_corpus(page).entries, 1):
+                clauses = [c.strip() for c in re.split(r"[，；？,;?]", e.question) if len(c.strip()) >= 6]
+                w.writerow([f"{page.stem}-{n}", e.lang, e.question, e.answer,
+                            f"https://www.paddlepaddle.org.cn/documentation/docs/zh/faq/{page.stem}.html",
+                            page.stem.removesuffix("_cn"), "|".join(clauses) if len(clauses) >= 2 else ""])
+    return path
+
+
 def _anchor(text: str, question: str) -> str:
     for name, body in re.findall(r'<h3 name="([^"]+)">\s*(.*?)\s*</h3>', text, re.S):
         if " ".join(re.sub(r"</?code>", "`", body).split()) == question:
@@ -101,6 +119,8 @@ def corpora(faqs: Path, tmp: Path) -> dict[str, dict]:
                        "pairs": "ant-design"},
         "paddlepaddle": {"files": sorted(p.relative_to(faqs).as_posix() for p in (faqs / "paddlepaddle").glob("*.md")),
                          "count": count_paddle, "lang": {"*": "zh"}, "questions": "paddlepaddle", "pairs": set()},
+        "paddlepaddle-csv (alternates)": {"files": [str(paddle_csv(faqs, tmp))], "count": count_csv_rows,
+                                          "lang": {"*": "zh"}, "questions": "paddlepaddle", "pairs": set()},
         "apisix": {"files": ["apisix/en/latest/FAQ.md", "apisix/zh/latest/FAQ.md"], "count": count_h2,
                    "lang": {"en/latest/FAQ.md": "en", "zh/latest/FAQ.md": "zh"}, "questions": "apisix",
                    "pairs": apisix_pairs},
@@ -230,7 +250,7 @@ def diagnose(name: str, retriever, questions) -> None:
     for channel in ("final", "dense", "bm25"):
         m = metrics(judge(retriever, questions, channel_params(retriever.params, channel)))
         print(f"  {name}: channel {channel}: R@1 {m.r1:.3f} R@3 {m.r3:.3f}", file=sys.stderr)
-    for weight in (0.0, 0.05, 0.10, 0.15, 0.25):
+    for weight in (0.0, 0.05, 0.075, 0.10, 0.15, 0.25):
         m = metrics(judge(retriever, questions, replace(retriever.params, lexical_weight=weight)))
         print(f"  {name}: lexical_weight {weight}: R@1 {m.r1:.3f} R@3 {m.r3:.3f}", file=sys.stderr)
 

@@ -61,6 +61,24 @@ def test_split_is_by_repository_never_by_line(corpus):
     assert set(assign_real_splits(qs)) == {q.repo for q in qs}
 
 
+def test_questions_added_later_never_move_a_repository_across(corpus, tmp_path):
+    """The constants were chosen on the tune side of the shared file: more data must not carry any of it into the
+    held-out side (or the reverse), even when a new file has more questions from one of its repositories."""
+    shared = load_real_questions(corpus.items, real_questions_paths({})[:1])
+    before = assign_real_splits(shared)
+    biggest = max(before, key=lambda repo: sum(q.repo == repo for q in shared))
+    extra = tmp_path / "more.jsonl"
+    rows = [{"query": f"question {n}", "source": f"https://github.com/{biggest}/issues/{2 * n}", "expect": []}
+            for n in range(1, 60)]
+    rows += [{"query": f"other {n}", "source": f"https://github.com/new/repo{n}/issues/2", "expect": []}
+             for n in range(1, 9)]
+    extra.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    after = assign_real_splits(load_real_questions(corpus.items, [*real_questions_paths({})[:1], extra]))
+    assert {repo: after[repo] for repo in before} == before
+    assert before[biggest] == "tune"  # dealt first, ties go to tune
+    assert {after[f"new/repo{n}"] for n in range(1, 9)} == {"heldout"}  # new repositories even the sides out
+
+
 def test_products_and_versions_are_detected(corpus):
     core = _item(corpus.items, "master", "How to uninstall MindSpore")
     assert detect("MindSpore Lite benchmark crashes on GPU").conflict(core)

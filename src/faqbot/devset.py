@@ -200,11 +200,15 @@ def assign_real_splits(questions: list[DevQuestion]) -> dict[str, str]:
     """Repository -> "tune" | "heldout": every question of one issue tracker goes to one side (never split by line).
 
     Repositories are dealt largest first to the side with fewer questions (ties to tune), as FAQ pages are in
-    assign_splits: deterministic and balanced in size. Adding questions can move other repositories across, so
-    figures from before and after more data are not comparable split by split."""
+    assign_splits: deterministic and balanced in size. The repositories of the first file (the shared one) are dealt
+    among themselves first and keep that side whatever is added later; a later file's new repositories are then
+    dealt around them. So adding questions never moves a question the constants were tuned on into the held-out
+    side, or the reverse."""
     from collections import Counter
 
-    return _deal(Counter(q.repo for q in questions))
+    first = questions[0].source if questions else ""
+    base = _deal(Counter(q.repo for q in questions if q.source == first))
+    return _deal(Counter(q.repo for q in questions), fixed=base.get)
 
 
 def split_real(questions: list[DevQuestion]) -> dict[str, list[DevQuestion]]:
