@@ -11,6 +11,7 @@ import http.client
 import json
 import re
 import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import gradio as gr
@@ -50,6 +51,21 @@ def test_a_change_before_the_wait_is_not_lost_and_is_used_once():
         waiting = not again.done()  # nothing changed since: it waits
         again.cancel()
         return waiting
+
+    assert asyncio.run(main())
+
+
+def test_a_wake_from_another_thread_reaches_the_waiting_loop():
+    async def main():
+        wake = QueueWake(3600.0)
+        waiter = asyncio.create_task(wake.wait())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        other = threading.Thread(target=wake.wake)
+        other.start()
+        await asyncio.wait_for(waiter, 30)
+        other.join()
+        return waiter.done()
 
     assert asyncio.run(main())
 
