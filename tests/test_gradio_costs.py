@@ -10,7 +10,6 @@ import asyncio
 import http.client
 import json
 import re
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -132,15 +131,13 @@ def test_a_block_changed_in_the_app_gets_a_new_template():
 
 @pytest.fixture(scope="module")
 def served(fake_retriever, tmp_path_factory):
-    from faqbot.config import Settings
-    from faqbot.server import build_app, launch
+    from urllib.parse import urlsplit
 
-    demo = build_app(fake_retriever, Settings(feedback_db=tmp_path_factory.mktemp("costs") / "feedback.sqlite3"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    launch(demo, "127.0.0.1", port, quiet=True)
-    yield demo, port
+    from conftest import launch_app
+    from faqbot.config import Settings
+
+    url, demo = launch_app(fake_retriever, Settings(feedback_db=tmp_path_factory.mktemp("costs") / "feedback.sqlite3"))
+    yield demo, urlsplit(url).port
     demo.close()
 
 
