@@ -341,6 +341,19 @@ def missing(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session")
+def private_mounts() -> None:
+    """`unshare -rm` can mount in a private namespace (a read-only folder, a full disk), probed once when a test
+    asks; missing() fails under CI."""
+    import shutil
+    import subprocess
+
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt && echo ok"],
+                           capture_output=True, text=True, timeout=30) if shutil.which("unshare") else None
+    if probe is None or probe.stdout.strip() != "ok":
+        missing("needs `unshare -rm` to mount a private tmpfs")
+
+
 CHROMIUM = "/usr/bin/chromium"  # Debian's package: Playwright cannot download its own browsers here
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]

