@@ -107,6 +107,9 @@ def _busy_ticks() -> tuple[int, int] | None:
         return None
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # /proc's time unit (USER_HZ)
+
+
 class OtherPrograms:
     """How many cores other programs kept busy over the last fraction of a second: the machine's busy CPU time
     minus this process's, sampled by a daemon thread every `period` seconds.
@@ -145,9 +148,8 @@ class OtherPrograms:
             if len(self._samples) < 2:
                 return None
             (t0, machine0, own0), (t1, machine1, own1) = self._samples[0], self._samples[-1]
-        hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         seconds = t1 - t0
-        return max(((machine1 - machine0) - (own1 - own0)) / hz / seconds, 0.0) if seconds > 0 else None
+        return max(((machine1 - machine0) - (own1 - own0)) / CLOCK_TICKS / seconds, 0.0) if seconds > 0 else None
 
 
 OTHER_PROGRAMS = OtherPrograms()
