@@ -47,7 +47,7 @@ class RankingParams:
     # flags. "all": the bonus counts as for any item; "item": it is scaled by cross_lexical_scale for an item with no
     # entry in the question's language; "corpus": scaled only when no item of the FAQ has that language (a
     # one-language FAQ asked in the other one: the dense score alone decides). Chosen on the tuning questions of
-    # scripts/eval_faqs.py --split tune --sweep ("item" lowered MindSpore tuning R@1); docs/any-faq.md.
+    # scripts/eval_faqs.py --split tune --sweep ("item" lowered the bundled FAQ's tuning R@1); docs/any-faq.md.
     cross_lexical: str = "corpus"
     cross_lexical_scale: float = 0.0
     oov_penalty: float = 0.10  # the legacy confidence signal: top - oov_penalty*oov + lexical_evidence*log1p(bm25)
