@@ -144,17 +144,21 @@ def _add_feedback(subparsers: argparse._SubParsersAction) -> None:
                       help="cosine distance under which questions group together (default %(default)s)")
 
 
-def _faq_titles(settings: Settings) -> dict[str, str]:
-    """Item id -> its question (English when there is one), to name the disliked answers; {} without a corpus."""
+def _corpus_items(settings: Settings) -> list:
+    """The corpus's items for naming things in a report; [] without a readable corpus (the report still prints)."""
     from faqbot.sources import load_corpus
 
     if settings.corpus_dir is None:
-        return {}
+        return []
     try:
-        corpus = load_corpus(settings.corpus_dir)
+        return load_corpus(settings.corpus_dir).items
     except (OSError, ValueError):
-        return {}
-    return {item.id: item.entry("en").question for item in corpus.items}
+        return []
+
+
+def _faq_titles(settings: Settings) -> dict[str, str]:
+    """Item id -> its question (English when there is one), to name the disliked answers; {} without a corpus."""
+    return {item.id: item.entry("en").question for item in _corpus_items(settings)}
 
 
 def _feedback_store(args: argparse.Namespace, settings: Settings):
@@ -200,16 +204,9 @@ def _feedback_purge(args: argparse.Namespace, settings: Settings, store) -> int:
 
 def _known_wordings(settings: Settings) -> dict[str, set[str]]:
     """Item id -> the wordings it already has (its questions in both languages), so they are not proposed."""
-    from faqbot.sources import load_corpus
     from faqbot.feedback import wording_key
 
-    if settings.corpus_dir is None:
-        return {}
-    try:
-        corpus = load_corpus(settings.corpus_dir)
-    except (OSError, ValueError):
-        return {}
-    return {item.id: {wording_key(e.question) for e in item.entries.values()} for item in corpus.items}
+    return {item.id: {wording_key(e.question) for e in item.entries.values()} for item in _corpus_items(settings)}
 
 
 def _feedback_suggest(args: argparse.Namespace, settings: Settings, store) -> int:
