@@ -13,7 +13,13 @@ Two corpora are made here, in the temporary folder, as CSVs with an `alternates`
 - ripgrep's FAQ.md: its table-of-contents wording where it differs from the heading, and the heading's anchor name
   as words.
 
-    .venv/bin/python scripts/eval_faqs.py [--faqs ../shared/faqs] [--only ant-design] [--misses] [--diagnose]
+The questions come in two sets: `--split test` (the default, tests/data/faq_questions/<faq>.jsonl: report only)
+and `--split tune` (tests/data/faq_questions/tune/<faq>.jsonl: written later, for choosing a ranking rule).
+`--sweep` ranks the chosen set under each candidate cross-lingual BM25 rule (RankingParams.cross_lexical) and
+prints a line per rule and corpus plus the totals over all corpora: choose on `--split tune`, never on test.
+
+    .venv/bin/python scripts/eval_faqs.py [--faqs ../shared/faqs] [--split tune] [--only ant-design] [--misses]
+        [--diagnose] [--sweep]
 """
 
 from __future__ import annotations
@@ -36,6 +42,11 @@ from faqbot.evaluate import judge, metrics  # noqa: E402
 from faqbot.sources import load_corpus  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "faq_questions"
+SPLITS = {"test": DATA, "tune": DATA / "tune"}  # the tuning questions are separate files, never the test ones
+# the candidate rules --sweep compares: RankingParams fields beside the shipped values
+SWEEP = [{"cross_lexical": "all"}, {"cross_lexical": "item", "cross_lexical_scale": 0.0},
+         {"cross_lexical": "item", "cross_lexical_scale": 0.5}, {"cross_lexical": "corpus", "cross_lexical_scale": 0.0},
+         {"cross_lexical": "corpus", "cross_lexical_scale": 0.5}]
 FENCE = re.compile(r"^\s*(```|~~~)")
 
 
@@ -172,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--faqs", type=Path, default=ROOT.parent / "shared" / "faqs")
     ap.add_argument("--only", action="append", help="evaluate only this corpus (repeatable)")
+    ap.add_argument("--split", choices=sorted(SPLITS), default="test",
+                    help="which questions: test (default; report only) or tune (for choosing a rule)")
     ap.add_argument("--misses", action="store_true", help="list the questions ranked wrong or refused")
+    ap.add_argument("--sweep", action="store_true",
+                    help="also rank the questions under each candidate cross-lingual BM25 rule (use with --split tune)")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
     ap.add_argument("--diagnose", action="store_true",
                     help="also print R@1/R@3 per channel and per lexical_weight (a diagnosis: constants are never chosen here)")
@@ -185,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     embedder = load_embedder(DEFAULT_MODEL)
     print(f"model {DEFAULT_MODEL} loaded in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    rows, failures = [], 0
+    rows, failures, swept = [], 0, []
     with tempfile.TemporaryDirectory(prefix="faqbot-eval-faqs-") as tmpdir:
         tmp = Path(tmpdir)
         for name, spec in corpora(args.faqs, tmp).items():
@@ -205,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             retriever = Retriever(stored.dense, stored.lexical, embedder)
             corpus_langs = {e.lang for e in corpus.entries}
             questions, unlabelled = [], []
-            for line in (DATA / f"{spec['questions']}.jsonl").read_text(encoding="utf-8").splitlines():
+            for line in (SPLITS[args.split] / f"{spec['questions']}.jsonl").read_text(encoding="utf-8").splitlines():
                 row = json.loads(line)
                 ids = gold(corpus.items, row["labels"])
                 if row["labels"] and not ids:
@@ -233,10 +248,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name}: no entry matches the labels of {q!r}", file=sys.stderr)
             if args.diagnose:
                 diagnose(name, retriever, questions)
+            if args.sweep:
+                swept += sweep(name, retriever, questions)
             if args.misses:
                 for miss in m.misses:
                     print(f"  {name}: miss {miss}", file=sys.stderr)
     print(format_table(rows))
+    if swept:
+        print(format_sweep(swept))
     if args.json:
         args.json.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
     return 1 if failures else 0
@@ -253,6 +272,48 @@ def diagnose(name: str, retriever, questions) -> None:
     for weight in (0.0, 0.05, 0.075, 0.10, 0.15, 0.25):
         m = metrics(judge(retriever, questions, replace(retriever.params, lexical_weight=weight)))
         print(f"  {name}: lexical_weight {weight}: R@1 {m.r1:.3f} R@3 {m.r3:.3f}", file=sys.stderr)
+
+
+def sweep(name: str, retriever, questions) -> list[dict]:
+    """Each candidate rule of SWEEP on these questions: right first / right in 3 / cross-lingual right first."""
+    from dataclasses import replace
+
+    out = []
+    for change in SWEEP:
+        judged = judge(retriever, questions, replace(retriever.params, **change))
+        m = metrics(judged)
+        cross = [j for j in judged if j.question.kind == "cross"]
+        cm = metrics(cross) if cross else None
+        out.append({"rule": _rule(change), "corpus": name, "n": m.n, "r1": m.r1, "r3": m.r3,
+                    "cross_n": len(cross), "cross_r1": cm.r1 if cm else float("nan"),
+                    "asserted": m.asserted, "precision": m.answer_precision,
+                    "offtopic_asserted": round(m.offtopic_asserted * m.n_offtopic) if m.n_offtopic else 0})
+    return out
+
+
+def _rule(change: dict) -> str:
+    from faqbot.search import RankingParams
+
+    shipped = all(getattr(RankingParams(), k) == v for k, v in change.items())
+    name = change["cross_lexical"] + (f" x{change['cross_lexical_scale']}" if "cross_lexical_scale" in change else "")
+    return name + (" (shipped)" if shipped else "")
+
+
+def format_sweep(swept: list[dict]) -> str:
+    lines = ["", "| rule | corpus | R@1 | R@3 | cross-lingual R@1 (n) | asserted | asserted right | off-topic asserted |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in swept:
+        lines.append(f"| {r['rule']} | {r['corpus']} | {_f(r['r1'])} | {_f(r['r3'])} | {_f(r['cross_r1'])} ({r['cross_n']}) "
+                     f"| {r['asserted']} | {_f(r['precision'])} | {r['offtopic_asserted']} |")
+    for rule in dict.fromkeys(r["rule"] for r in swept):
+        rs = [r for r in swept if r["rule"] == rule]
+        first = sum(round(r["r1"] * r["n"]) for r in rs)
+        three = sum(round(r["r3"] * r["n"]) for r in rs)
+        cross = sum(round(r["cross_r1"] * r["cross_n"]) for r in rs if r["cross_n"])
+        lines.append(f"| {rule} | total ({sum(r['n'] for r in rs)} in scope; cross {sum(r['cross_n'] for r in rs)}) "
+                     f"| {first} right first | {three} in 3 | {cross} | {sum(r['asserted'] for r in rs)} | | "
+                     f"{sum(r['offtopic_asserted'] for r in rs)} |")
+    return "\n".join(lines)
 
 
 def _f(x: float) -> str:

@@ -43,6 +43,13 @@ class RankingParams:
     # shared word ("remove") in a tensor entry outvoted "How to uninstall <product>?" for "How can I remove <product>
     # from my machine?" at a dense gap of 0.116 (issue 19; chosen on the tuning splits; None: no limit)
     lexical_reach: float | None = 0.1
+    # BM25 for a question in a language an item is not written in: the words they share are only code, names and
+    # flags. "all": the bonus counts as for any item; "item": it is scaled by cross_lexical_scale for an item with no
+    # entry in the question's language; "corpus": scaled only when no item of the FAQ has that language (a
+    # one-language FAQ asked in the other one: the dense score alone decides). Chosen on the tuning questions of
+    # scripts/eval_faqs.py --split tune --sweep ("item" lowered the bundled FAQ's tuning R@1); docs/any-faq.md.
+    cross_lexical: str = "corpus"
+    cross_lexical_scale: float = 0.0
     oov_penalty: float = 0.10  # the legacy confidence signal: top - oov_penalty*oov + lexical_evidence*log1p(bm25)
     lexical_evidence: float = 0.05
     segment_discount: float = 0.0
@@ -105,6 +112,7 @@ class Retriever:
         self._components = np.array([it.component for it in self.items])
         self._component_set = frozenset(self._components.tolist())
         self._newest = _newest_twin(self.items, self.index)
+        self._has_lang = {lang: np.array([lang in it.entries for it in self.items], dtype=bool) for lang in LANGS}
         self._latest = self._newest == np.arange(len(self.items))
 
     # -- construction -------------------------------------------------------------------------------------
@@ -158,6 +166,17 @@ class Retriever:
             mask &= self._components == component
         return mask
 
+    def _cross_lexical_factor(self, lang: str, p: RankingParams) -> np.ndarray | float:
+        """How much of the BM25 bonus an item keeps for a question in `lang` (RankingParams.cross_lexical)."""
+        has = self._has_lang.get(lang)
+        if p.cross_lexical == "all" or has is None:
+            return 1.0
+        if p.cross_lexical == "item":
+            return np.where(has, 1.0, p.cross_lexical_scale)
+        if p.cross_lexical == "corpus":
+            return 1.0 if has.any() else p.cross_lexical_scale
+        raise ValueError(f"unknown cross_lexical {p.cross_lexical!r}: use all, item or corpus")
+
     # -- the ranking decision: the one place that orders items and decides answer / related / none ----------
     def rank(
         self,
@@ -193,7 +212,7 @@ class Retriever:
             bonus = _lexical_bonus(np.where(mask, lex, 0.0), p.lexical_floor)
             if p.lexical_reach is not None and mask.any():
                 bonus = np.where(dense >= dense[mask].max() - p.lexical_reach, bonus, 0.0)
-            final = dense + p.lexical_weight * bonus
+            final = dense + p.lexical_weight * bonus * self._cross_lexical_factor(lang, p)
         elif p.use_dense:
             final = dense
         else:
