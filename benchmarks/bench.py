@@ -1108,6 +1108,19 @@ def api_sequential(port: int, questions: list[str]) -> dict:
     return {**summary(times), "errors": errors, "load": uptime_load()}
 
 
+def distinct_text(questions: list[str], tag: str, n: int, i: int) -> str:
+    """The i-th question client n of a load run asks: a dev question made new with a tag, so that no answer
+    comes from a cache. The floor's throughput bound embeds texts made here too (`load_texts`): the tag adds
+    tokens (about 8 a question here), and the model's cost grows with them."""
+    return f"{questions[(n * 7 + i) % len(questions)]} (#{tag}-{n}-{i})"
+
+
+def load_texts(questions: list[str], tag: str = "a16", clients: int = 16, per_client: int = 200, step: int = 3) -> list[str]:
+    """A spread of the texts a load run of `clients` sends (every `step`-th of each client's first `per_client`),
+    for the floor to embed: the same texts, not texts like them."""
+    return [distinct_text(questions, tag, n, i) for n in range(clients) for i in range(0, per_client, step)]
+
+
 class LoadRun:
     """`clients` threads, each with its own keep-alive connection, asking distinct questions in a loop until a
     deadline (and a hard per-client cap). Counts answers and errors; keeps client and server stage times."""
@@ -1125,8 +1138,8 @@ class LoadRun:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
         i = 0
         while time.perf_counter() < deadline and i < cap:
-            q = self.questions[(n * 7 + i) % len(self.questions)]
-            q = f"{q} (#{self.tag}-{n}-{i})" if self.distinct else q
+            q = (distinct_text(self.questions, self.tag, n, i) if self.distinct
+                 else self.questions[(n * 7 + i) % len(self.questions)])
             t0 = time.perf_counter()
             try:
                 stages = api_search(conn, q) if self.endpoint == "api" else (ask_http(conn, q) and {})
@@ -1347,7 +1360,7 @@ def bench_serving(cfg: dict) -> dict:
         retriever = Retriever.from_settings(settings, rebuild=False)
         rows = load_workload(retriever.items, cfg["questions"])
         questions = [r["q"] for r in rows]
-        distinct = [f"{q} (#f{i})" for i, q in enumerate(questions * 4)]  # like the load runs' distinct texts
+        distinct = load_texts(questions)  # texts the 16-client load runs send (tags "a16" / "g16": same tokens)
         attempt("floor", model_floor.floor, questions, distinct)
         attempt("floor_busy_core", model_floor.lone, questions[:200], None, None, "bare", True)
         attempt("model_bound", model_bound, questions, seconds)
