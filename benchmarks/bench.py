@@ -751,9 +751,7 @@ def load_phase(port: int, questions: list[str], clients: int, seconds: float, un
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
         i = 0
         while time.perf_counter() < deadline and i < cap:
-            q = questions[(n * 7 + i) % len(questions)]
-            if unique:
-                q = f"{q} (#{tag}-{n}-{i})"
+            q = distinct_text(questions, tag, n, i) if unique else client_question(questions, n, i)
             t0 = time.perf_counter()
             try:
                 ask_http(conn, q)
@@ -1108,11 +1106,16 @@ def api_sequential(port: int, questions: list[str]) -> dict:
     return {**summary(times), "errors": errors, "load": uptime_load()}
 
 
+def client_question(questions: list[str], n: int, i: int) -> str:
+    """The dev question client n of a load run asks i-th (clients start at different places in the list)."""
+    return questions[(n * 7 + i) % len(questions)]
+
+
 def distinct_text(questions: list[str], tag: str, n: int, i: int) -> str:
     """The i-th question client n of a load run asks: a dev question made new with a tag, so that no answer
     comes from a cache. The floor's throughput bound embeds texts made here too (`load_texts`): the tag adds
     tokens (about 8 a question here), and the model's cost grows with them."""
-    return f"{questions[(n * 7 + i) % len(questions)]} (#{tag}-{n}-{i})"
+    return f"{client_question(questions, n, i)} (#{tag}-{n}-{i})"
 
 
 def load_texts(questions: list[str], tag: str = "a16", clients: int = 16, per_client: int = 200, step: int = 3) -> list[str]:
@@ -1139,7 +1142,7 @@ class LoadRun:
         i = 0
         while time.perf_counter() < deadline and i < cap:
             q = (distinct_text(self.questions, self.tag, n, i) if self.distinct
-                 else self.questions[(n * 7 + i) % len(self.questions)])
+                 else client_question(self.questions, n, i))
             t0 = time.perf_counter()
             try:
                 stages = api_search(conn, q) if self.endpoint == "api" else (ask_http(conn, q) and {})
